@@ -1,0 +1,135 @@
+"""The calculator's HTTP layer: decode, call the arithmetic, record, answer."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from calculator import arithmetic
+from calculator.arithmetic import CalculationError
+from calculator.config import CalculatorSettings
+from calculator.results import ResultsFile
+from servicekit.errors import ApiError
+from servicekit.telemetry import Telemetry
+
+VERSION_HEADER = "X-Calculator-Version"
+FAULT_HEADER = "X-Calculator-Fault"
+MSG_INVALID_JSON = "El cuerpo no es JSON válido"
+MSG_FAULT = "Fallo inyectado a propósito (FAULT_FAILURE_RATE): demostración de tolerancia a fallas"
+# 20 characters hold any 64-bit integer; longer ones are refused before int()
+# turns them into numbers at quadratic cost.
+_MAX_INT_LITERAL = 20
+
+
+def _reject_constant(name: str):
+    raise CalculationError(arithmetic.MSG_OPERAND_OUT_OF_RANGE)
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > _MAX_INT_LITERAL:
+        raise CalculationError(arithmetic.MSG_OPERAND_OUT_OF_RANGE)
+    return int(literal)
+
+
+def decode_json_body() -> object:
+    """The request body as JSON, refusing what Python's json accepts but JSON does not."""
+    if not request.is_json:
+        raise ApiError(415, "El cuerpo debe enviarse como JSON (Content-Type: application/json)")
+    body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
+    except CalculationError:
+        raise
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(400, MSG_INVALID_JSON) from None
+
+
+class CalculatorApi:
+    def __init__(self, settings: CalculatorSettings, results: ResultsFile, telemetry: Telemetry):
+        self.settings = settings
+        self.results = results
+        self.operations = (
+            arithmetic.OPERATIONS_V2 if settings.version == "v2" else arithmetic.OPERATIONS_V1
+        )
+        self.operations_total = telemetry.counter(
+            "calculator_operations",
+            "Calculations requested, by operation, outcome and version.",
+            ["operation", "outcome", "version"],
+        )
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("calculator", __name__)
+        bp.add_url_rule("/calcular", view_func=self.calcular, methods=["POST"])
+        bp.add_url_rule("/resultados", view_func=self.resultados, methods=["GET"])
+        bp.after_app_request(self._add_version_header)
+        return bp
+
+    def _add_version_header(self, response: Response) -> Response:
+        response.headers[VERSION_HEADER] = self.settings.version
+        return response
+
+    def _count(self, operation: object, outcome: str) -> None:
+        label = operation if isinstance(operation, str) and operation in self.operations else "unknown"
+        self.operations_total.labels(label, outcome, self.settings.version).inc()
+
+    def calcular(self):
+        payload = None
+        try:
+            payload = decode_json_body()
+            calculation = arithmetic.calculate(payload, self.operations)
+        except CalculationError as error:
+            self._count(_operation_of(payload), "rejected")
+            raise ApiError(400, error.message) from None
+        except ApiError:
+            self._count(None, "rejected")
+            raise
+
+        fault = self._inject_fault()
+        if fault is not None:
+            self._count(calculation.operation, "fault")
+            return fault
+
+        # Written before answering: every 200 a client sees has its line.
+        self.results.append(calculation.result, calculation.result_hex)
+        self._count(calculation.operation, "ok")
+        body = {
+            "resultado": calculation.result,
+            "resultado_hexa": calculation.result_hex,
+            "version": self.settings.version,
+        }
+        if self.settings.version == "v2" and calculation.operation == "dividir":
+            body["resultado_exacto"] = float(calculation.exact)
+        response = jsonify(body)
+        if self.settings.fault_delay_seconds:
+            response.headers[FAULT_HEADER] = "delay"
+        return response
+
+    def _inject_fault(self):
+        if self.settings.fault_delay_seconds:
+            time.sleep(self.settings.fault_delay_seconds)
+        if self.settings.fault_failure_rate and random.random() < self.settings.fault_failure_rate:
+            response = jsonify(error=MSG_FAULT, fallo_inyectado=True, version=self.settings.version)
+            response.status_code = 503
+            response.headers[FAULT_HEADER] = "failure"
+            return response
+        return None
+
+    def resultados(self):
+        limit_max = self.settings.max_results_limit
+        raw = request.args.get("limite", "10")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= limit_max:
+            raise ApiError(400, f"El parámetro 'limite' debe ser un entero entre 1 y {limit_max}")
+        entries = self.results.tail(int(raw))
+        return jsonify(
+            resultados=[
+                {"resultado": e.resultado, "resultado_hexa": e.resultado_hexa} for e in entries
+            ],
+            version=self.settings.version,
+        )
+
+
+def _operation_of(payload: object) -> object:
+    return payload.get("operacion") if isinstance(payload, dict) else None

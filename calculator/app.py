@@ -1,0 +1,39 @@
+"""The calculator's application factory: ``gunicorn 'calculator.app:create_app()'``."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from flask import Flask
+
+from calculator.api import CalculatorApi
+from calculator.config import CalculatorSettings
+from calculator.results import ResultsFile
+from servicekit import errors, lifecycle
+from servicekit.lifecycle import DrainFlag
+from servicekit.telemetry import Telemetry, TelemetrySettings
+
+SERVICE_NAME = "calculator"
+
+
+def create_app(
+    settings: CalculatorSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+    drain_flag: DrainFlag | None = None,
+) -> Flask:
+    environ = os.environ if environ is None else environ
+    settings = settings or CalculatorSettings.from_env(environ)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    app.extensions["calculator_settings"] = settings
+
+    errors.init_app(app)
+    lifecycle.init_app(app, drain_flag)
+    telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, settings.version))
+    telemetry.init_app(app)
+    results = ResultsFile(settings.results_file, fsync=settings.results_fsync)
+    app.register_blueprint(CalculatorApi(settings, results, telemetry).blueprint())
+    return app

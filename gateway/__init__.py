@@ -1,0 +1,1 @@
+"""The gateway: the public service, which forwards ``/calcular`` to the calculator."""

@@ -1,0 +1,117 @@
+"""The gateway's HTTP layer: the calculator page and ``/calcular`` forwarded."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from gateway.config import GatewaySettings
+from gateway.upstream import CalculatorClient, UpstreamTimeout, UpstreamUnavailable
+from servicekit.errors import ApiError
+from servicekit.telemetry import Telemetry, trace_exemplar
+
+# Answers of the calculator's mesh that the client should see as they are.
+PASSED_THROUGH_HEADERS = ("x-calculator-version", "x-calculator-fault", "x-envoy-overloaded")
+# Trace headers copied by hand only when OpenTelemetry is off: when it is on,
+# its instrumentation writes them for the gateway's own client span.
+TRACE_HEADERS = (
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+)
+MSG_UNAVAILABLE = "El servicio de cálculo no está disponible"
+MSG_TIMEOUT = "El servicio de cálculo no respondió a tiempo"
+MSG_BAD_UPSTREAM = "El servicio de cálculo respondió con un error"
+MSG_NOT_JSON = "El cuerpo debe enviarse como JSON (Content-Type: application/json)"
+CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'"
+
+
+class GatewayApi:
+    def __init__(self, settings: GatewaySettings, client: CalculatorClient, telemetry: Telemetry):
+        self.settings = settings
+        self.client = client
+        self.forwarded = settings.forward_headers + (
+            () if telemetry.settings.enabled else TRACE_HEADERS
+        )
+        self.upstream_total = telemetry.counter(
+            "gateway_upstream_requests",
+            "Calls to the calculator, by outcome: its HTTP status, or timeout or unavailable.",
+            ["status"],
+        )
+        self.upstream_duration = telemetry.histogram(
+            "gateway_upstream_request_duration_seconds",
+            "Time the calculator took to answer, by outcome.",
+            ["status"],
+        )
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("gateway", __name__)
+        bp.add_url_rule("/", view_func=self.index, methods=["GET"])
+        bp.add_url_rule("/calcular", view_func=self.calcular, methods=["POST"])
+        return bp
+
+    def index(self):
+        response = current_app.send_static_file("index.html")
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
+
+    def calcular(self):
+        if not request.is_json:
+            raise ApiError(415, MSG_NOT_JSON)
+        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+        headers = {"Content-Type": request.headers["Content-Type"]}
+        for name in self.forwarded:
+            if name in request.headers:
+                headers[name] = request.headers[name]
+
+        started = time.perf_counter()
+        try:
+            upstream = self.client.post(body, headers)
+        except UpstreamTimeout:
+            self._observe("timeout", started)
+            raise ApiError(504, MSG_TIMEOUT) from None
+        except UpstreamUnavailable:
+            self._observe("unavailable", started)
+            raise ApiError(503, MSG_UNAVAILABLE) from None
+        self._observe(str(upstream.status), started)
+
+        if upstream.status < 500 and upstream.is_json:
+            response = Response(upstream.body, status=upstream.status, mimetype="application/json")
+        else:
+            # The mesh's own 503 (overflow, no healthy host) and 504 (route
+            # timeout) keep their meaning; any other failure is a bad gateway.
+            status = upstream.status if upstream.status in (503, 504) else 502
+            response = jsonify(
+                error=MSG_BAD_UPSTREAM,
+                estado_upstream=upstream.status,
+                detalle=_error_detail(upstream.body),
+            )
+            response.status_code = status
+        for name in PASSED_THROUGH_HEADERS:
+            if name in upstream.headers:
+                response.headers[name] = upstream.headers[name]
+        return response
+
+    def _observe(self, outcome: str, started: float) -> None:
+        self.upstream_total.labels(outcome).inc()
+        self.upstream_duration.labels(outcome).observe(
+            time.perf_counter() - started, exemplar=trace_exemplar()
+        )
+
+
+def _error_detail(body: bytes) -> str:
+    """The upstream's own error message, if it sent one, else its first bytes as text."""
+    try:
+        decoded = json.loads(body)
+        if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+            return decoded["error"][:200]
+    except ValueError:
+        pass
+    return body[:200].decode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""Running the services on one machine: processes now, the Envoy mesh on top of them."""

@@ -1,0 +1,1 @@
+"""What the calculator and the gateway share: settings, telemetry, lifecycle and errors."""
