@@ -1,88 +1,136 @@
-"""``python -m localmesh up``: the services on localhost, until Ctrl-C."""
+"""``python -m localmesh``: the local mesh's command line.
+
+    up [--scenario NAME] [--set-env POD:KEY=VALUE ...]   start it, until Ctrl-C
+    scenario NAME|base                                   switch the running mesh's scenario
+    scenarios                                            list the scenarios
+    status [--json]                                      what runs where
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from localmesh.processes import ServiceProcess, ServiceSpec
-from servicekit.settings import env_int
+from localmesh.loader import Layout
+from localmesh.mesh import Mesh, MeshOptions, read_state, switch_running
+from localmesh.processes import http_status
+from localmesh.translate import TranslationError
+from servicekit.settings import SettingsError, env_int
 
-RUN_DIR = Path(".run")
-
-
-def local_services(ingress_port: int) -> list[ServiceSpec]:
-    """Calculator v1 and v2 beside the gateway, which calls v1."""
-    v1_port, v2_port = ingress_port + 1, ingress_port + 2
-    common = {"SHUTDOWN_DRAIN_SECONDS": "0"}
-
-    def calculator(version: str, port: int) -> ServiceSpec:
-        data = RUN_DIR / "data" / f"calculator-{version}"
-        return ServiceSpec(
-            f"calculator-{version}",
-            "calculator.app:create_app()",
-            port,
-            {**common, "CALCULATOR_VERSION": version, "DATA_DIR": str(data)},
-        )
-
-    return [
-        calculator("v1", v1_port),
-        calculator("v2", v2_port),
-        ServiceSpec(
-            "gateway",
-            "gateway.app:create_app()",
-            ingress_port,
-            {**common, "CALCULATOR_URL": f"http://127.0.0.1:{v1_port}/calcular"},
-        ),
-    ]
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = Path(os.environ.get("LOCALMESH_RUN_DIR", ROOT / ".run"))
+SEED_CURL = (
+    "curl -s -X POST {url}/calcular -H 'Content-Type: application/json' "
+    "-d '{{\"operacion\": \"dividir\", \"numero1\": 7, \"numero2\": 2}}'"
+)
 
 
-def up(ingress_port: int) -> int:
-    services = [ServiceProcess(spec, RUN_DIR / "logs") for spec in local_services(ingress_port)]
+def _pod_env(assignments: list[str]) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for assignment in assignments:
+        pod, _, variable = assignment.partition(":")
+        key, equals, value = variable.partition("=")
+        if not (pod and key and equals):
+            raise SettingsError(f"--set-env {assignment!r}: expected POD:KEY=VALUE")
+        result.setdefault(pod, {})[key] = value
+    return result
+
+
+def up(args) -> int:
+    options = MeshOptions(
+        root=ROOT,
+        run_dir=RUN_DIR,
+        ingress_port=env_int(os.environ, "INGRESS_PORT", 8080, 1, 65535),
+        scenario=args.scenario,
+        pod_env=_pod_env(args.set_env),
+    )
+    mesh = Mesh(options, say=lambda line: print(line, flush=True))
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    print("Iniciando la malla local (réplicas de k8s/base, política de istio/)...", flush=True)
+    mesh.start()
     try:
-        for service in services:
-            service.start()
-        for service in services:
-            service.wait_ready()
-        print("Listo. Servicios:")
-        for service in services:
-            print(f"  {service.spec.name:<14} {service.url}  (log: {service.log_path})")
-        gateway = services[-1]
+        print_status(mesh.state())
         print("\nPrueba:")
-        print(
-            f"  curl -s -X POST {gateway.url}/calcular -H 'Content-Type: application/json' "
-            "-d '{\"operacion\": \"dividir\", \"numero1\": 7, \"numero2\": 2}'"
-        )
-        print(f"  abre {gateway.url}/ en el navegador\n\nCtrl-C para detener.", flush=True)
-        # Like a ReplicaSet: a replica that dies is started again.
-        while not stopping.wait(0.5):
-            for service in services:
-                if not service.running():
-                    print(f"{service.spec.name} terminó; reiniciando", flush=True)
-                    service.restarts += 1
-                    service.start()
-        return 0
+        print("  " + SEED_CURL.format(url=mesh.ingress_url))
+        print("  " + SEED_CURL.format(url=mesh.ingress_url).replace("curl -s", "curl -s -H 'x-canary: always'"))
+        print(f"  abre {mesh.ingress_url}/ en el navegador")
+        print("  make scenario NAME=fault-abort    (make scenarios lista todos; NAME=base restaura)")
+        print("\nCtrl-C para detener.", flush=True)
+        stopping.wait()
     finally:
-        for service in reversed(services):
-            service.stop(timeout=10)
-        print("Detenido.", flush=True)
+        print("Deteniendo...", flush=True)
+        mesh.stop()
+        print("Detenido: no queda ningún proceso.", flush=True)
+    return 0
+
+
+def print_status(state) -> None:
+    print(f"Escenario activo: {state['scenario']}")
+    print(f"Ingress (Envoy): {state['ingress_url']}")
+    print("Réplicas:")
+    for pod, info in state["services"].items():
+        host, port = info["url"].removeprefix("http://").split(":")
+        ready = "lista" if http_status(host, int(port), "/readyz") == 200 else "NO LISTA"
+        print(f"  {pod:<16} {info['url']:<24} pid {info['pid']:<8} {ready}  reinicios: {info['restarts']}")
+    print("Envoys (admin):")
+    for name, info in state["envoys"].items():
+        print(f"  {name:<24} http://127.0.0.1:{info['admin_port']}  pid {info['pid']}")
+    print("Aplicado por los Envoys locales: " + ", ".join(state["enforced"]))
+    print("Solo en un clúster: " + ", ".join(state["cluster_only"]))
+
+
+def scenario(args) -> int:
+    state = switch_running(RUN_DIR, None if args.name == "base" else args.name)
+    print(f"Escenario activo: {state['scenario']} (Envoys reconfigurados sin reiniciar los servicios)")
+    return 0
+
+
+def scenarios(_args) -> int:
+    for name in ["base", *Layout(ROOT).scenario_names()]:
+        print(name)
+    return 0
+
+
+def status(args) -> int:
+    state = read_state(RUN_DIR)
+    if state is None:
+        print("La malla local no está en marcha (make up).", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(state, indent=1))
+    else:
+        print_status(state)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localmesh")
+    parser = argparse.ArgumentParser(prog="python -m localmesh", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the services on localhost until Ctrl-C")
+    start = commands.add_parser("up", help="start the local mesh until Ctrl-C")
+    start.add_argument("--scenario", help="start with a scenario of istio/scenarios/ applied")
+    start.add_argument("--set-env", action="append", default=[], metavar="POD:KEY=VALUE",
+                       help="extra environment for one replica, e.g. calculator-v1-0:FAULT_FAILURE_RATE=0.5")
+    start.set_defaults(run=up)
+    switch = commands.add_parser("scenario", help="switch the running mesh to a scenario (base restores)")
+    switch.add_argument("name")
+    switch.set_defaults(run=scenario)
+    commands.add_parser("scenarios", help="list the scenarios").set_defaults(run=scenarios)
+    show = commands.add_parser("status", help="what runs where")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=status)
     args = parser.parse_args(argv)
-    if args.command == "up":
-        return up(env_int(os.environ, "INGRESS_PORT", 8080, 1, 65533))
-    return 2
+    try:
+        return args.run(args)
+    except (TranslationError, SettingsError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

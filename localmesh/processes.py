@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GUNICORN_CONFIG = "python:servicekit.gunicorn_conf"
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,6 +58,7 @@ class ServiceSpec:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    config: str | None = GUNICORN_CONFIG  # gunicorn's -c; None for gunicorn's defaults
 
     @property
     def url(self) -> str:
@@ -82,11 +84,15 @@ class ServiceProcess:
 
     def command(self) -> list[str]:
         bind = f"{self.spec.host}:{self.spec.port}"
-        return [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", bind, self.spec.app]
+        config = ["-c", self.spec.config] if self.spec.config else []
+        return [sys.executable, "-m", "gunicorn", *config, "--bind", bind, self.spec.app]
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        # The caller's proxy settings are for the caller: a replica gets a proxy
+        # only when its spec says so (its sidecar).
+        inherited = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+        environment = {**inherited, "PYTHONUNBUFFERED": "1", **self.spec.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(),

@@ -1,0 +1,281 @@
+"""The local mesh: the manifests' replicas, an ingress Envoy and sidecar Envoys, on loopback.
+
+``Mesh.start`` reads k8s/ and istio/, translates them, starts one gunicorn
+process per replica, an Envoy playing Istio's ingress gateway, and one
+outbound sidecar Envoy per replica of each workload that calls the mesh. A
+supervisor thread restarts whatever dies, as a ReplicaSet would. The plan of
+ports and the active scenario are written to ``state.json`` in the run
+directory, so another process (``python -m localmesh scenario NAME``) can
+switch scenario on the running Envoys through their watched files.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from localmesh.envoy import EnvoyProcess
+from localmesh.loader import Layout, load_mesh
+from localmesh.processes import ServiceProcess, free_port
+from localmesh.translate import (
+    Manifests,
+    Resource,
+    TranslationError,
+    ingress_bootstrap,
+    local_endpoints,
+    read_manifests,
+    sidecar_bootstrap,
+)
+from localmesh.workloads import Workload, replica_spec, workload
+
+STATE_FILE = "state.json"
+INGRESS = "ingress"
+
+
+@dataclass
+class PortPlan:
+    """Every port of one run: replicas per Deployment, and each Envoy's listener and admin."""
+
+    ingress: int
+    ingress_admin: int
+    replicas: dict[str, list[int]]  # "namespace/deployment" -> a port per replica
+    sidecars: dict[str, tuple[int, int]]  # pod -> (listener, admin)
+
+    @classmethod
+    def allocate(cls, ingress_port: int, workloads: list[Workload]) -> "PortPlan":
+        return cls(
+            ingress=ingress_port,
+            ingress_admin=free_port(),
+            replicas={w.deployment: [free_port() for _ in range(w.replicas)] for w in workloads},
+            sidecars={
+                w.pod(i): (free_port(), free_port()) for w in workloads if w.calls_mesh for i in range(w.replicas)
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What one scenario makes of the manifests."""
+
+    manifests: Manifests
+    workloads: list[Workload]
+    bootstraps: dict[str, dict]  # Envoy name -> bootstrap
+
+
+def workloads_of(resources: list[Resource], manifests: Manifests) -> list[Workload]:
+    hosts = set(manifests.services)
+    return [workload(r, hosts) for r in resources if r.kind == "Deployment"]
+
+
+def translate(resources: list[Resource], plan: PortPlan | None, logs: Path, ingress_port: int) -> tuple[Translation, PortPlan]:
+    """Manifests to Envoy bootstraps on a port plan (a new plan when None)."""
+    manifests = read_manifests(resources)
+    workloads = workloads_of(resources, manifests)
+    plan = plan or PortPlan.allocate(ingress_port, workloads)
+    endpoints = local_endpoints(manifests, plan.replicas)
+    bootstraps = {
+        INGRESS: ingress_bootstrap(
+            manifests,
+            endpoints,
+            listen_port=plan.ingress,
+            admin_port=plan.ingress_admin,
+            access_log_path=str(logs / "ingress-access.log"),
+        )
+    }
+    for w in workloads:
+        if not w.calls_mesh:
+            continue
+        for index in range(w.replicas):
+            pod = w.pod(index)
+            listen, admin = plan.sidecars[pod]
+            bootstraps[f"{pod}-sidecar"] = sidecar_bootstrap(
+                manifests,
+                endpoints,
+                workload=w.deployment,
+                pod=pod,
+                listen_port=listen,
+                admin_port=admin,
+                access_log_path=str(logs / f"{pod}-sidecar-access.log"),
+            )
+    return Translation(manifests, workloads, bootstraps), plan
+
+
+@dataclass
+class MeshOptions:
+    root: Path
+    run_dir: Path
+    ingress_port: int = 8080
+    scenario: str | None = None
+    # Per-pod environment on top of the manifest's, e.g. a fault knob on one
+    # replica: {"calculator-v1-0": {"FAULT_FAILURE_RATE": "0.5"}}.
+    pod_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Environment for every replica, e.g. {"SHUTDOWN_DRAIN_SECONDS": "0"} in tests.
+    common_env: dict[str, str] = field(default_factory=dict)
+    otlp_endpoint: str | None = None
+
+
+class Mesh:
+    def __init__(self, options: MeshOptions, say: Callable[[str], None] = lambda line: None):
+        self.options = options
+        self.layout = Layout(options.root)
+        self.say = say
+        self.logs = options.run_dir / "logs"
+        self.plan: PortPlan | None = None
+        self.translation: Translation | None = None
+        self.scenario = options.scenario or "base"
+        self.services: dict[str, ServiceProcess] = {}  # by pod
+        self.envoys: dict[str, EnvoyProcess] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> None:
+        resources = load_mesh(self.layout, self.options.scenario)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.translation, self.plan = translate(resources, None, self.logs, self.options.ingress_port)
+        data_root = self.options.run_dir / "data"
+        for w in self.translation.workloads:
+            for index, port in enumerate(self.plan.replicas[w.deployment]):
+                pod = w.pod(index)
+                sidecar = self.plan.sidecars.get(pod, (None,))[0]
+                env = {**self.options.common_env, **self.options.pod_env.get(pod, {})}
+                spec = replica_spec(w, index, port, data_root, sidecar, self.options.otlp_endpoint, env)
+                self.services[pod] = ServiceProcess(spec, self.logs)
+        unknown = set(self.options.pod_env) - set(self.services)
+        if unknown:
+            raise TranslationError(f"pod_env names no replica of the manifests: {sorted(unknown)}")
+        for name, bootstrap in self.translation.bootstraps.items():
+            admin = self.plan.ingress_admin if name == INGRESS else self.plan.sidecars[name.removesuffix("-sidecar")][1]
+            self.envoys[name] = EnvoyProcess(name, self.options.run_dir / "envoy", admin)
+        try:
+            for service in self.services.values():
+                service.start()
+            for name, envoy in self.envoys.items():
+                envoy.start(self.translation.bootstraps[name])
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                waits = [pool.submit(s.wait_ready, timeout) for s in self.services.values()]
+                waits += [pool.submit(e.wait_ready, timeout) for e in self.envoys.values()]
+                for done in waits:
+                    done.result()
+        except BaseException:
+            self.stop()
+            raise
+        self.write_state()
+        self._supervisor = threading.Thread(target=self._supervise, name="mesh-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+        # Front to back, as traffic flows: nothing new enters a service being stopped.
+        envoys = list(self.envoys.values())
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda e: e.stop(), envoys))
+            list(pool.map(lambda s: s.stop(timeout=30), list(self.services.values())))
+        state = self.options.run_dir / STATE_FILE
+        state.unlink(missing_ok=True)
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            restarted = False
+            with self._lock:
+                for pod, service in self.services.items():
+                    if not service.running() and not self._stopping.is_set():
+                        self.say(f"{pod} terminó (código {service.process.returncode}); reiniciando")
+                        service.restarts += 1
+                        service.start()
+                        restarted = True
+                for name, envoy in self.envoys.items():
+                    if not envoy.running() and not self._stopping.is_set():
+                        self.say(f"envoy {name} terminó; reiniciando")
+                        envoy.restart()
+                        restarted = True
+            if restarted:
+                self.write_state()
+
+    # -- scenarios -------------------------------------------------------------------------------
+
+    def switch(self, scenario: str | None) -> None:
+        """Translate the manifests with another scenario and apply it to the running Envoys."""
+        resources = load_mesh(self.layout, scenario)
+        translation, _ = translate(resources, self.plan, self.logs, self.options.ingress_port)
+        _check_same_workloads(self.translation, translation)
+        for name, envoy in self.envoys.items():
+            envoy.reconfigure(translation.bootstraps[name])
+        self.translation = translation
+        self.write_state(scenario=scenario or "base")
+
+    # -- what runs -------------------------------------------------------------------------------
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://127.0.0.1:{self.plan.ingress}"
+
+    def pods_of(self, deployment_name: str) -> list[ServiceProcess]:
+        return [s for pod, s in self.services.items() if pod.rsplit("-", 1)[0] == deployment_name]
+
+    def state(self) -> dict:
+        return {
+            "root": str(self.options.root),
+            "run_dir": str(self.options.run_dir),
+            "scenario": self.scenario,
+            "ingress_url": self.ingress_url,
+            "plan": asdict(self.plan),
+            "services": {
+                pod: {"pid": s.pid, "url": s.url, "log": str(s.log_path), "restarts": s.restarts}
+                for pod, s in self.services.items()
+            },
+            "envoys": {
+                name: {"pid": e.process.pid if e.process else None, "admin_port": e.admin_port, "log": str(e.log_path)}
+                for name, e in self.envoys.items()
+            },
+            "enforced": [f"{r.kind} {r.namespace}/{r.name}" for r in self.translation.manifests.enforced],
+            "cluster_only": [f"{r.kind} {r.namespace}/{r.name}" for r in self.translation.manifests.cluster_only],
+        }
+
+    def write_state(self, scenario: str | None = None) -> None:
+        """Record what runs; the scenario is the one given, else the one on file (another
+        process may have switched it), else the one the mesh started with."""
+        path = self.options.run_dir / STATE_FILE
+        previous = read_state(self.options.run_dir)
+        self.scenario = scenario or (previous["scenario"] if previous else self.scenario)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state(), indent=1))
+        temporary.replace(path)
+
+
+def _check_same_workloads(old: Translation, new: Translation) -> None:
+    """A scenario changes Istio policy only: replicas and processes stay as they are."""
+    if [asdict(w) for w in old.workloads] != [asdict(w) for w in new.workloads]:
+        raise TranslationError("a scenario may replace Istio resources only, not Deployments")
+
+
+def switch_running(run_dir: Path, scenario: str | None) -> dict:
+    """Switch the scenario of a mesh started by another process (``make up``), through its files."""
+    state_path = run_dir / STATE_FILE
+    if not state_path.exists():
+        raise RuntimeError(f"no local mesh running ({state_path} not found): start it with `make up`")
+    state = json.loads(state_path.read_text())
+    plan = PortPlan(**{**state["plan"], "sidecars": {k: tuple(v) for k, v in state["plan"]["sidecars"].items()}})
+    layout = Layout(Path(state["root"]))
+    translation, _ = translate(load_mesh(layout, scenario), plan, run_dir / "logs", plan.ingress)
+    for name, bootstrap in translation.bootstraps.items():
+        info = state["envoys"][name]
+        EnvoyProcess.attach(name, run_dir / "envoy", info["admin_port"]).reconfigure(bootstrap)
+    state["scenario"] = scenario or "base"
+    state_path.write_text(json.dumps(state, indent=1))
+    return state
+
+
+def read_state(run_dir: Path) -> Mapping | None:
+    path = run_dir / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
