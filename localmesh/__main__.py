@@ -19,6 +19,7 @@ from pathlib import Path
 from localmesh.loader import Layout
 from localmesh.mesh import Mesh, MeshOptions, read_state, switch_running
 from localmesh.processes import http_status
+from localmesh.prometheus import prometheus_binary
 from localmesh.translate import TranslationError
 from servicekit.settings import SettingsError, env_int
 
@@ -48,6 +49,8 @@ def up(args) -> int:
         ingress_port=env_int(os.environ, "INGRESS_PORT", 8080, 1, 65535),
         scenario=args.scenario,
         pod_env=_pod_env(args.set_env),
+        # Debian's prometheus, where installed (apt-get install prometheus).
+        prometheus_port=env_int(os.environ, "PROMETHEUS_PORT", 9090, 1, 65535) if prometheus_binary() else None,
     )
     mesh = Mesh(options, say=lambda line: print(line, flush=True))
     stopping = threading.Event()
@@ -82,6 +85,10 @@ def print_status(state) -> None:
     print("Envoys (admin):")
     for name, info in state["envoys"].items():
         print(f"  {name:<24} http://127.0.0.1:{info['admin_port']}  pid {info['pid']}")
+    if state.get("prometheus_url"):
+        print(f"Prometheus: {state['prometheus_url']}")
+    else:
+        print("Prometheus: no instalado (apt-get install prometheus para verlo aquí)")
     print("Aplicado por los Envoys locales: " + ", ".join(state["enforced"]))
     print("Solo en un clúster: " + ", ".join(state["cluster_only"]))
 

@@ -21,6 +21,7 @@ from typing import Callable, Mapping
 from localmesh.envoy import EnvoyProcess
 from localmesh.loader import Layout, load_mesh
 from localmesh.processes import ServiceProcess, free_port
+from localmesh.prometheus import PrometheusProcess, Target, scrape_config
 from localmesh.translate import (
     Manifests,
     Resource,
@@ -116,6 +117,9 @@ class MeshOptions:
     # Environment for every replica, e.g. {"SHUTDOWN_DRAIN_SECONDS": "0"} in tests.
     common_env: dict[str, str] = field(default_factory=dict)
     otlp_endpoint: str | None = None
+    # Start Debian's Prometheus on this port, scraping every replica and Envoy.
+    prometheus_port: int | None = None
+    scrape_interval: str = "5s"
 
 
 class Mesh:
@@ -129,6 +133,7 @@ class Mesh:
         self.scenario = options.scenario or "base"
         self.services: dict[str, ServiceProcess] = {}  # by pod
         self.envoys: dict[str, EnvoyProcess] = {}
+        self.prometheus: PrometheusProcess | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -163,6 +168,10 @@ class Mesh:
                 waits += [pool.submit(e.wait_ready, timeout) for e in self.envoys.values()]
                 for done in waits:
                     done.result()
+            if self.options.prometheus_port is not None:
+                self.prometheus = PrometheusProcess(self.options.run_dir / "prometheus", self.options.prometheus_port)
+                self.prometheus.start(self.scrape_config())
+                self.prometheus.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
@@ -174,6 +183,8 @@ class Mesh:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(5)
+        if self.prometheus is not None:
+            self.prometheus.stop()
         # Front to back, as traffic flows: nothing new enters a service being stopped.
         envoys = list(self.envoys.values())
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -216,6 +227,28 @@ class Mesh:
 
     # -- what runs -------------------------------------------------------------------------------
 
+    def pod_labels(self, pod: str) -> dict[str, str]:
+        """The labels a cluster's Prometheus gives a pod's series."""
+        for w in self.translation.workloads:
+            if pod in (w.pod(i) for i in range(w.replicas)):
+                return {"namespace": w.namespace, **w.labels, "pod": pod}
+        raise KeyError(pod)
+
+    def scrape_config(self) -> dict:
+        apps = [
+            Target(f"127.0.0.1:{s.spec.port}", self.pod_labels(pod)) for pod, s in self.services.items()
+        ]
+        sidecars = [
+            Target(f"127.0.0.1:{e.admin_port}", self.pod_labels(name.removesuffix("-sidecar")))
+            for name, e in self.envoys.items()
+            if name != INGRESS
+        ]
+        ingress = Target(
+            f"127.0.0.1:{self.plan.ingress_admin}",
+            {"namespace": "istio-system", "app": "istio-ingressgateway", "pod": "istio-ingressgateway"},
+        )
+        return scrape_config(apps, sidecars, ingress, self.options.scrape_interval)
+
     @property
     def ingress_url(self) -> str:
         return f"http://127.0.0.1:{self.plan.ingress}"
@@ -234,6 +267,7 @@ class Mesh:
                 pod: {"pid": s.pid, "url": s.url, "log": str(s.log_path), "restarts": s.restarts}
                 for pod, s in self.services.items()
             },
+            "prometheus_url": self.prometheus.url if self.prometheus else None,
             "envoys": {
                 name: {"pid": e.process.pid if e.process else None, "admin_port": e.admin_port, "log": str(e.log_path)}
                 for name, e in self.envoys.items()

@@ -17,12 +17,26 @@ INGRESS_STAT_PREFIX = "ingressgateway"  # stats: http.ingressgateway.*
 SIDECAR_STAT_PREFIX = "sidecar_outbound"  # stats: http.sidecar_outbound.*
 
 
+# Istio's bootstrap tags cluster stats with cluster_name (its regex, which
+# keeps the dots of a service FQDN in the tag), so /stats/prometheus gives
+# envoy_cluster_upstream_rq_retry{cluster_name="outbound|80|v1|..."}: the series
+# the dashboard reads from a cluster's sidecars.
+ISTIO_STATS_CONFIG = {
+    "use_all_default_tags": False,
+    "stats_tags": [
+        {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
+        {"tag_name": "response_code_class", "regex": r"_rq(_(\dxx))$"},
+    ],
+}
+
+
 def _bootstrap(
     node_id: str, node_cluster: str, address: str, admin_port: int, listener: dict, clusters: list[dict]
 ) -> dict:
     return {
         "node": {"id": node_id, "cluster": node_cluster},
         "admin": {"address": socket_address(address, admin_port)},
+        "stats_config": ISTIO_STATS_CONFIG,
         "static_resources": {"listeners": [listener], "clusters": clusters},
     }
 
