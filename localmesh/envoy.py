@@ -19,12 +19,14 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from localmesh.processes import wait_until
 
@@ -181,6 +183,10 @@ class EnvoyProcess:
                     "2",
                     "--log-level",
                     "warning",
+                    # Access log lines within 0.2 s (Envoy's default is 10 s): a tail -f
+                    # or a test reading the flags sees each request as it ends.
+                    "--file-flush-interval-msec",
+                    "200",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -258,7 +264,8 @@ class EnvoyProcess:
 
     def stats(self, prefix: str = "") -> dict[str, int]:
         """Counters and gauges whose names start with ``prefix``."""
-        answer = self.admin(f"/stats?format=json&filter=^{prefix}")
+        # Envoy's filter is a regex: a cluster name's "|" and "." must match themselves.
+        answer = self.admin(f"/stats?format=json&filter=^{quote(re.escape(prefix), safe='')}")
         if answer is None or answer[0] != 200:
             return {}
         return {

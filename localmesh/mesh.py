@@ -202,8 +202,9 @@ class Mesh:
                 for pod, service in self.services.items():
                     if not service.running() and not self._stopping.is_set():
                         self.say(f"{pod} terminó (código {service.process.returncode}); reiniciando")
-                        service.restarts += 1
-                        service.start()
+                        # restart, not start: it also ends what the dead master left
+                        # in its group (a worker still holding the port, still answering).
+                        service.restart()
                         restarted = True
                 for name, envoy in self.envoys.items():
                     if not envoy.running() and not self._stopping.is_set():

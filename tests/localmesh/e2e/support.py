@@ -1,0 +1,226 @@
+"""Helpers of the local mesh's end-to-end tests: meshes, bounded load, intervals, stats, access logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from localmesh.mesh import Mesh, MeshOptions
+from localmesh.processes import free_port
+from tests.support import post_json, scrape
+
+ROOT = Path(__file__).resolve().parents[3]
+NAMESPACE = "meshcalc"
+SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
+CALCULATION = {"operacion": "sumar", "numero1": 2, "numero2": 3}
+# Every replica stops at once: tests stop meshes, nobody needs the drain.
+COMMON_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
+# Two-sided 99.9%: P(|Z| > 3.2905) = 0.001.
+Z_999 = 3.2905
+
+
+# -- meshes ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_mesh(run_dir: Path, **options) -> Iterator[Mesh]:
+    """A started mesh of the repository's manifests on free ports, stopped on exit."""
+    common_env = {**COMMON_ENV, **options.pop("common_env", {})}
+    settings = MeshOptions(root=ROOT, run_dir=run_dir, ingress_port=free_port(), common_env=common_env, **options)
+    mesh = Mesh(settings)
+    mesh.start()
+    try:
+        yield mesh
+    finally:
+        mesh.stop()
+
+
+@contextmanager
+def scenario(mesh: Mesh, name: str | None) -> Iterator[Mesh]:
+    """The mesh with a scenario applied, and the base restored afterwards."""
+    mesh.switch(name)
+    try:
+        yield mesh
+    finally:
+        mesh.switch(None)
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One client request through the ingress, as the client saw it."""
+
+    status: int
+    headers: dict
+    body: object
+    seconds: float
+    trace_id: str
+    span_id: str  # the client's, the parent it gave in traceparent
+
+    @property
+    def version(self) -> str | None:
+        return self.body.get("version") if isinstance(self.body, dict) else None
+
+
+def calculate(mesh: Mesh, headers: dict | None = None, timeout: float = 10.0) -> Answer:
+    """POST /calcular through the ingress with a fresh trace id, which the access logs record."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    traceparent = {"traceparent": f"00-{trace_id}-{span_id}-01"}
+    started = time.monotonic()
+    status, response_headers, body = post_json(
+        f"{mesh.ingress_url}/calcular", CALCULATION, {**traceparent, **(headers or {})}, timeout=timeout
+    )
+    return Answer(status, response_headers, body, time.monotonic() - started, trace_id, span_id)
+
+
+def load(
+    mesh: Mesh, count: int, concurrency: int = 8, headers: dict | None = None, deadline: float = 60.0
+) -> list[Answer]:
+    """``count`` requests from ``concurrency`` threads; none is started after ``deadline`` seconds."""
+    answers: list[Answer] = []
+    lock = threading.Lock()
+    started = time.monotonic()
+    remaining = iter(range(count))
+
+    def worker():
+        while time.monotonic() - started < deadline:
+            with lock:
+                if next(remaining, None) is None:
+                    return
+            answer = calculate(mesh, headers)
+            with lock:
+                answers.append(answer)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for running in [pool.submit(worker) for _ in range(concurrency)]:
+            running.result()
+    assert len(answers) == count, f"only {len(answers)} of {count} requests within {deadline:.0f}s"
+    return answers
+
+
+def statuses(answers: list[Answer]) -> Counter:
+    return Counter(a.status for a in answers)
+
+
+def versions(answers: list[Answer]) -> Counter:
+    return Counter(a.version for a in answers)
+
+
+# -- binomial intervals ----------------------------------------------------------------------------
+
+
+def binomial_interval(p: float, n: int, z: float = Z_999) -> tuple[float, float]:
+    """The counts out of ``n`` a share ``p`` gives with probability 99.9% (normal approximation).
+
+    A count inside it is a count whose Wilson score interval holds ``p``. For
+    p = 0 or 1 it is the exact count.
+    """
+    half = z * math.sqrt(n * p * (1 - p))
+    return n * p - half, n * p + half
+
+
+def assert_share(count: int, n: int, p: float, what: str) -> None:
+    low, high = binomial_interval(p, n)
+    assert low <= count <= high, (
+        f"{what}: {count} of {n} ({count / n:.1%}), outside the 99.9% interval "
+        f"[{low:.1f}, {high:.1f}] of a share of {p:.0%}"
+    )
+
+
+# -- Envoy stats -----------------------------------------------------------------------------------
+
+
+def subset_cluster(subset: str, service: str = "calculator") -> str:
+    """The Envoy cluster of a DestinationRule subset, as istiod names it."""
+    return f"outbound|80|{subset}|{service}.{NAMESPACE}.svc.cluster.local"
+
+
+def stat(mesh: Mesh, name: str, envoys: tuple[str, ...] = SIDECARS) -> int:
+    """One counter or gauge, summed over ``envoys`` (by default the gateway's two sidecars)."""
+    return sum(mesh.envoys[envoy].stats(name).get(name, 0) for envoy in envoys)
+
+
+def cluster_stat(mesh: Mesh, subset: str, name: str, envoys: tuple[str, ...] = SIDECARS) -> int:
+    return stat(mesh, f"cluster.{subset_cluster(subset)}.{name}", envoys)
+
+
+# -- the services' own metrics ---------------------------------------------------------------------
+
+
+def calcular_requests(service) -> Counter:
+    """POST /calcular requests a replica answered, by status, from its own /metrics."""
+    counts = Counter()
+    for (name, labels), value in scrape(service).items():
+        labels = dict(labels)
+        if name == "http_server_requests_total" and labels.get("route") == "/calcular":
+            counts[int(labels["status"])] += int(value)
+    return counts
+
+
+def calcular_requests_of(mesh: Mesh, deployment: str) -> Counter:
+    """The same, summed over a Deployment's replicas."""
+    total = Counter()
+    for service in mesh.pods_of(deployment):
+        total.update(calcular_requests(service))
+    return total
+
+
+# -- access logs -----------------------------------------------------------------------------------
+
+
+def access_log(mesh: Mesh, proxy: str) -> list[dict]:
+    """Every line an Envoy ("ingress", "gateway-0-sidecar", ...) has written to its JSON access log."""
+    path = mesh.options.run_dir / "logs" / f"{proxy}-access.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def sidecar_entries(mesh: Mesh, trace_ids) -> dict[str, dict]:
+    """The gateway sidecars' access-log entry of each trace (the gateway's call to the calculator)."""
+    wanted = set(trace_ids)
+    found = {}
+    for sidecar in SIDECARS:
+        for entry in access_log(mesh, sidecar):
+            trace_id = (entry.get("traceparent") or "").split("-")[1:2]
+            if trace_id and trace_id[0] in wanted:
+                found[trace_id[0]] = entry
+    return found
+
+
+def host_of(service) -> str:
+    """A replica as Envoy names an upstream host: "127.0.0.1:PORT"."""
+    return f"{service.spec.host}:{service.spec.port}"
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+def processes_in_sessions(session_ids: set[int]) -> list[tuple[int, str]]:
+    """Live processes (zombies excepted) whose session is one of ``session_ids``: (pid, command)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        command, _, rest = stat_line.rpartition(")")
+        fields = rest.split()
+        state, session = fields[0], int(fields[3])
+        if state != "Z" and (session in session_ids or int(entry) in session_ids):
+            found.append((int(entry), command.partition("(")[2]))
+    return found

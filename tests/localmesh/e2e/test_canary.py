@@ -1,0 +1,60 @@
+"""The canary: the VirtualService's weights and header route, as the gateway's sidecars apply them.
+
+Each request goes client -> ingress Envoy -> gateway -> its sidecar Envoy -> a
+calculator. The client reads the version from the answer; the sidecars' subset
+clusters count what they sent where.
+"""
+
+import pytest
+
+from tests.localmesh.e2e.support import assert_share, cluster_stat, load, scenario, statuses, versions
+
+pytestmark = pytest.mark.processes
+
+
+def subset_requests(mesh) -> dict[str, int]:
+    return {subset: cluster_stat(mesh, subset, "upstream_rq_total") for subset in ("v1", "v2")}
+
+
+def test_the_base_split_sends_a_tenth_to_v2(mesh):
+    n = 1000  # 99.9% interval of a 10% share: 69 to 131 requests
+    before = subset_requests(mesh)
+    answers = load(mesh, n)
+    after = subset_requests(mesh)
+
+    assert statuses(answers) == {200: n}
+    seen = versions(answers)
+    print(f"base split: v2 answered {seen['v2']} of {n}")
+    assert_share(seen["v2"], n, 0.10, "answers from v2")
+    assert seen["v1"] + seen["v2"] == n
+    # The sidecars' own count agrees with what the clients saw, request for request.
+    assert {s: after[s] - before[s] for s in after} == {"v1": seen["v1"], "v2": seen["v2"]}
+
+
+def test_the_canary_header_sends_every_request_to_v2(mesh):
+    n = 200
+    before = subset_requests(mesh)
+    answers = load(mesh, n, headers={"x-canary": "always"})
+    after = subset_requests(mesh)
+
+    assert statuses(answers) == {200: n}
+    assert versions(answers) == {"v2": n}
+    assert all(a.headers["x-calculator-version"] == "v2" for a in answers)
+    assert {s: after[s] - before[s] for s in after} == {"v1": 0, "v2": n}
+
+
+@pytest.mark.parametrize(
+    "name, v2_share, n",
+    [("canary-50-50", 0.5, 400), ("canary-100-0", 0.0, 100), ("canary-0-100", 1.0, 100)],
+)
+def test_each_canary_stage_gives_its_share(mesh, name, v2_share, n):
+    with scenario(mesh, name):
+        before = subset_requests(mesh)
+        answers = load(mesh, n)
+        after = subset_requests(mesh)
+
+    assert statuses(answers) == {200: n}
+    seen = versions(answers)
+    print(f"{name}: v2 answered {seen['v2']} of {n}")
+    assert_share(seen["v2"], n, v2_share, f"{name}: answers from v2")
+    assert {s: after[s] - before[s] for s in after} == {"v1": seen["v1"], "v2": seen["v2"]}
