@@ -24,3 +24,23 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache
+
+# --- kind cluster (see docs/kind.md) ---
+# Needs docker, kind, kubectl and istioctl; scripts/kind.sh says how to get any that is missing.
+.PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke
+
+kind-up:
+	scripts/kind.sh up
+
+kind-scenario:
+	@test -n "$(NAME)" || { echo "usage: make kind-scenario NAME=<one of: $$(scripts/kind.sh scenarios | tr '\n' ' ')>"; exit 2; }
+	scripts/kind.sh scenario $(NAME)
+
+kind-reset:
+	scripts/kind.sh reset
+
+kind-down:
+	scripts/kind.sh down
+
+kind-smoke:
+	scripts/kind-smoke.sh

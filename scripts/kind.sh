@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# The kind demo (docs/kind.md): a local Kubernetes cluster with Istio, the two
+# services, Istio's addons and our Grafana dashboard. Every step can run again:
+# it creates what is missing and updates what changed.
+#
+#   scripts/kind.sh up                      cluster, Istio, image, manifests, addons, dashboard
+#   scripts/kind.sh scenario NAME           apply istio/scenarios/NAME.yaml
+#   scripts/kind.sh scenarios               list the scenarios
+#   scripts/kind.sh app-faults RATE DELAY [v1|v2]
+#                                           the calculator's own faults (FAULT_FAILURE_RATE,
+#                                           FAULT_DELAY_SECONDS); `app-faults off` removes them
+#   scripts/kind.sh reset                   back to the base: istio/ and no app faults
+#   scripts/kind.sh down                    delete the cluster
+#
+# Environment: KIND_CLUSTER_NAME (meshcalc), IMAGE (meshcalc:dev), ISTIO_VERSION (1.30.4).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLUSTER="${KIND_CLUSTER_NAME:-meshcalc}"
+CONTEXT="kind-${CLUSTER}"
+IMAGE="${IMAGE:-meshcalc:dev}"
+# The Istio release of istio/install/istio-kind.yaml and of the addons below.
+ISTIO_VERSION="${ISTIO_VERSION:-1.30.4}"
+# k8s/kind/cluster.yaml pins a node image of this kind release.
+KIND_VERSION="v0.33.0"
+METRICS_SERVER_VERSION="v0.8.1"
+NAMESPACE="meshcalc"
+ISTIO_NAMESPACE="istio-system"
+# One field manager for every apply: applying the base after a scenario
+# removes what only the scenario set (server-side apply semantics).
+FIELD_MANAGER="meshcalc"
+DASHBOARDS_CONFIGMAP="meshcalc-grafana-dashboards"
+ADDONS_URL="https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/samples/addons"
+METRICS_SERVER_URL="https://github.com/kubernetes-sigs/metrics-server/releases/download/${METRICS_SERVER_VERSION}/components.yaml"
+INGRESS_URL="http://localhost:8080"
+SAMPLE_BODY='{"operacion":"sumar","numero1":2,"numero2":3}'
+DEPLOYMENTS=(calculator-v1 calculator-v2 gateway)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+install_hint() {
+	case "$1" in
+	docker) echo "Install Docker: https://docs.docker.com/engine/install/" ;;
+	kind) echo "Install kind ${KIND_VERSION}: go install sigs.k8s.io/kind@${KIND_VERSION}, or a binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation" ;;
+	kubectl) echo "Install kubectl: https://kubernetes.io/docs/tasks/tools/" ;;
+	istioctl) echo "Install istioctl ${ISTIO_VERSION}: curl -L https://istio.io/downloadIstio | ISTIO_VERSION=${ISTIO_VERSION} sh - && export PATH=\"\$PWD/istio-${ISTIO_VERSION}/bin:\$PATH\"" ;;
+	*) echo "Install $1 with your package manager" ;;
+	esac
+}
+
+# Every missing tool reported at once, each with how to install it.
+need() {
+	local tool missing=()
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+	done
+	for tool in "${missing[@]}"; do
+		printf 'error: %s is not installed. %s\n' "$tool" "$(install_hint "$tool")" >&2
+	done
+	((${#missing[@]} == 0)) || exit 1
+}
+
+need_docker_daemon() {
+	docker info >/dev/null 2>&1 || die "docker is installed but its daemon does not answer: start Docker, or give your user access to it"
+}
+
+need_istioctl_version() {
+	local version
+	version="$(istioctl version --remote=false 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1 || true)"
+	[[ "$version" == "$ISTIO_VERSION" ]] ||
+		die "istioctl is ${version:-of an unknown version}, the manifests pin ${ISTIO_VERSION}. $(install_hint istioctl)"
+}
+
+k() { kubectl --context "$CONTEXT" "$@"; }
+apply() { k apply --server-side --force-conflicts --field-manager="$FIELD_MANAGER" "$@"; }
+
+cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
+
+need_cluster() {
+	need kubectl
+	k get namespace "$NAMESPACE" >/dev/null 2>&1 || die "no cluster with the demo (context $CONTEXT): run scripts/kind.sh up first"
+}
+
+scenario_names() {
+	local file names=()
+	for file in "$ROOT"/istio/scenarios/*.yaml; do
+		names+=("$(basename "$file" .yaml)")
+	done
+	printf '%s\n' "${names[@]}"
+}
+
+create_cluster() {
+	if cluster_exists; then
+		say "kind cluster $CLUSTER exists"
+	else
+		say "creating kind cluster $CLUSTER"
+		kind create cluster --name "$CLUSTER" --config "$ROOT/k8s/kind/cluster.yaml" --wait 180s
+	fi
+}
+
+install_istio() {
+	say "installing Istio ${ISTIO_VERSION} (istioctl install applies only what changed)"
+	istioctl install --context "$CONTEXT" -y -f "$ROOT/istio/install/istio-kind.yaml"
+	apply -f "$ROOT/istio/install/telemetry.yaml"
+}
+
+install_metrics_server() {
+	# For the HorizontalPodAutoscalers: kind has no metrics-server.
+	if ! k -n kube-system get deployment metrics-server >/dev/null 2>&1; then
+		say "installing metrics-server ${METRICS_SERVER_VERSION}"
+		apply -f "$METRICS_SERVER_URL"
+	fi
+	local args
+	args="$(k -n kube-system get deployment metrics-server -o jsonpath='{.spec.template.spec.containers[0].args}')"
+	if [[ "$args" != *--kubelet-insecure-tls* ]]; then
+		# kind's kubelets serve self-signed certificates.
+		k -n kube-system patch deployment metrics-server --type json \
+			-p '[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kubelet-insecure-tls"}]'
+	fi
+}
+
+# Sets IMAGE_CHANGED=1 when the build made a new image, so running pods restart on it.
+IMAGE_CHANGED=0
+build_image() {
+	[[ -f "$ROOT/Dockerfile" ]] || die "no Dockerfile at $ROOT: the image $IMAGE is built from it"
+	local before after
+	before="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+	say "building $IMAGE"
+	docker build -t "$IMAGE" "$ROOT"
+	after="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+	if [[ "$before" != "$after" ]]; then
+		IMAGE_CHANGED=1
+	fi
+	say "loading $IMAGE into kind (skipped by kind when the node has it)"
+	kind load docker-image "$IMAGE" --name "$CLUSTER"
+}
+
+apply_manifests() {
+	say "applying k8s/base and istio/"
+	apply -k "$ROOT/k8s/base"
+	apply -k "$ROOT/istio"
+	if [[ "$IMAGE_CHANGED" == 1 ]]; then
+		k -n "$NAMESPACE" rollout restart deployment
+	fi
+	local deployment
+	for deployment in "${DEPLOYMENTS[@]}"; do
+		k -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
+	done
+}
+
+install_addons() {
+	local addon
+	for addon in prometheus jaeger grafana kiali; do
+		if k -n "$ISTIO_NAMESPACE" get deployment "$addon" >/dev/null 2>&1; then
+			say "addon $addon is installed"
+			continue
+		fi
+		say "installing addon $addon from Istio ${ISTIO_VERSION}"
+		# Istio's docs: a first apply of the addons can race; a second one settles it.
+		apply -f "$ADDONS_URL/$addon.yaml" || apply -f "$ADDONS_URL/$addon.yaml"
+	done
+	enable_exemplars
+}
+
+enable_exemplars() {
+	# The addons' Prometheus keeps no exemplars unless told: the latency
+	# panels' links to traces need them.
+	local names index args
+	args="$(k -n "$ISTIO_NAMESPACE" get deployment prometheus -o jsonpath='{.spec.template.spec.containers[?(@.name=="prometheus-server")].args}')"
+	if [[ "$args" == *exemplar-storage* ]]; then
+		return 0
+	fi
+	names="$(k -n "$ISTIO_NAMESPACE" get deployment prometheus -o jsonpath='{range .spec.template.spec.containers[*]}{.name}{"\n"}{end}')"
+	index="$(grep -nx prometheus-server <<<"$names" | cut -d: -f1)"
+	[[ -n "$index" ]] || die "the addons' Prometheus has no container prometheus-server"
+	k -n "$ISTIO_NAMESPACE" patch deployment prometheus --type json \
+		-p "[{\"op\":\"add\",\"path\":\"/spec/template/spec/containers/$((index - 1))/args/-\",\"value\":\"--enable-feature=exemplar-storage\"}]"
+}
+
+import_dashboard() {
+	say "importing dashboards/ into Grafana (ConfigMap $DASHBOARDS_CONFIGMAP)"
+	k -n "$ISTIO_NAMESPACE" create configmap "$DASHBOARDS_CONFIGMAP" --from-file="$ROOT/dashboards" \
+		--dry-run=client -o yaml | apply -f -
+	apply -f "$ROOT/k8s/addons/grafana-provisioning.yaml"
+	k -n "$ISTIO_NAMESPACE" patch deployment grafana --type strategic \
+		--patch-file "$ROOT/k8s/addons/grafana-deployment-patch.yaml"
+	local addon
+	for addon in prometheus jaeger grafana kiali; do
+		k -n "$ISTIO_NAMESPACE" rollout status "deployment/$addon" --timeout=300s
+	done
+}
+
+wait_for_ingress() {
+	say "waiting for $INGRESS_URL"
+	local attempt
+	for attempt in $(seq 1 60); do
+		if curl -fsS -o /dev/null -X POST "$INGRESS_URL/calcular" -H 'Content-Type: application/json' -d "$SAMPLE_BODY" 2>/dev/null; then
+			return 0
+		fi
+		sleep 2
+	done
+	die "no answer from $INGRESS_URL after $attempt tries: kubectl --context $CONTEXT -n $NAMESPACE get pods"
+}
+
+print_next_steps() {
+	cat <<EOF
+
+meshcalc runs on kind. Try:
+
+  curl -s -X POST $INGRESS_URL/calcular -H 'Content-Type: application/json' -d '$SAMPLE_BODY'
+  curl -s -X POST $INGRESS_URL/calcular -H 'Content-Type: application/json' -H 'x-canary: always' -d '$SAMPLE_BODY'
+  open $INGRESS_URL/ in a browser
+
+Watch it:
+
+  istioctl dashboard kiali   --context $CONTEXT    # graph of namespace $NAMESPACE
+  istioctl dashboard grafana --context $CONTEXT    # folder meshcalc
+  istioctl dashboard jaeger  --context $CONTEXT    # service gateway or calculator
+
+Scenarios: scripts/kind.sh scenario NAME, with NAME one of:
+$(scenario_names | sed 's/^/  /')
+Back to the base: scripts/kind.sh reset. Remove everything: scripts/kind.sh down.
+EOF
+}
+
+up() {
+	need docker kind kubectl istioctl curl
+	need_docker_daemon
+	need_istioctl_version
+	create_cluster
+	install_istio
+	install_metrics_server
+	build_image
+	apply_manifests
+	install_addons
+	import_dashboard
+	wait_for_ingress
+	print_next_steps
+}
+
+scenario() {
+	local name=${1:-}
+	[[ -n "$name" ]] || die "usage: scripts/kind.sh scenario NAME, NAME one of: $(scenario_names | paste -sd ' ' -)"
+	local file="$ROOT/istio/scenarios/$name.yaml"
+	[[ -f "$file" ]] || die "no scenario $name; one of: $(scenario_names | paste -sd ' ' -)"
+	need_cluster
+	apply -n "$NAMESPACE" -f "$file"
+	say "scenario $name applied (scripts/kind.sh reset restores the base):"
+	sed -n '/^apiVersion/q;s/^# \{0,1\}/  /p' "$file" >&2
+}
+
+app_faults() {
+	local rate=${1:-} delay=${2:-0} version=${3:-all}
+	[[ -n "$rate" ]] || die "usage: scripts/kind.sh app-faults FAILURE_RATE DELAY_SECONDS [v1|v2], or app-faults off"
+	need_cluster
+	local selector="app=calculator"
+	if [[ "$version" != all ]]; then
+		selector="app=calculator,version=$version"
+	fi
+	if [[ "$rate" == off ]]; then
+		k -n "$NAMESPACE" set env deployment -l "$selector" FAULT_FAILURE_RATE- FAULT_DELAY_SECONDS-
+	else
+		k -n "$NAMESPACE" set env deployment -l "$selector" "FAULT_FAILURE_RATE=$rate" "FAULT_DELAY_SECONDS=$delay"
+	fi
+	local deployment
+	for deployment in calculator-v1 calculator-v2; do
+		k -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
+	done
+}
+
+reset() {
+	need_cluster
+	say "restoring the base policy (istio/) and removing the calculator's app faults"
+	apply -k "$ROOT/istio"
+	app_faults off
+}
+
+down() {
+	need docker kind
+	need_docker_daemon
+	if cluster_exists; then
+		kind delete cluster --name "$CLUSTER"
+	else
+		say "no kind cluster $CLUSTER"
+	fi
+}
+
+main() {
+	local command=${1:-}
+	shift || true
+	case "$command" in
+	up) up ;;
+	scenario) scenario "$@" ;;
+	scenarios) scenario_names ;;
+	app-faults) app_faults "$@" ;;
+	reset) reset ;;
+	down) down ;;
+	*)
+		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

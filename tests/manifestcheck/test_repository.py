@@ -1,0 +1,99 @@
+"""The repository's own manifests pass every offline check, and agree with what real kustomize builds."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from manifestcheck.checks import mesh_checks, offline_checks
+from manifestcheck.loading import ISTIO, KUBERNETES_BASE
+from tests.manifestcheck.conftest import REPO_ROOT
+
+
+def test_every_offline_check_passes(repository):
+    findings = offline_checks(repository)
+    assert findings == [], "\n".join(map(str, findings))
+
+
+def test_the_repository_has_what_the_issue_lists(repository):
+    kinds = sorted({(m.kind, m.name) for m in repository.mesh})
+    for expected in [
+        ("Namespace", "meshcalc"),
+        ("Deployment", "calculator-v1"),
+        ("Deployment", "calculator-v2"),
+        ("Deployment", "gateway"),
+        ("Service", "calculator"),
+        ("Service", "gateway"),
+        ("ServiceAccount", "calculator"),
+        ("ServiceAccount", "gateway"),
+        ("Gateway", "meshcalc-gateway"),
+        ("VirtualService", "gateway"),
+        ("VirtualService", "calculator"),
+        ("DestinationRule", "calculator"),
+        ("PeerAuthentication", "default"),
+        ("AuthorizationPolicy", "calculator"),
+    ]:
+        assert expected in kinds
+    assert sorted(repository.scenarios) == [
+        "canary-0-100",
+        "canary-100-0",
+        "canary-50-50",
+        "canary-90-10",
+        "circuit-breaker-tight",
+        "fault-abort",
+        "fault-delay",
+        "mirror-v1-to-v2",
+        "retries-off",
+    ]
+
+
+def test_canary_90_10_is_the_base_virtual_service(repository):
+    base = next(m for m in repository.istio if m.kind == "VirtualService" and m.name == "calculator")
+    (scenario,) = repository.scenarios["canary-90-10"]
+    assert scenario.body == base.body
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl not installed (its built-in kustomize is the reference)"
+)
+@pytest.mark.parametrize("directory", [KUBERNETES_BASE, ISTIO])
+def test_the_local_loader_reads_what_kustomize_builds(repository, directory):
+    """Our loader (resources + namespace only) sees the same objects as `kubectl kustomize`."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(REPO_ROOT / directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    from_kustomize = sorted(
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+        for d in yaml.safe_load_all(built)
+        if d
+    )
+    loaded = repository.kubernetes if directory == KUBERNETES_BASE else repository.istio
+    # kustomize gives cluster-scoped objects (the Namespace) no namespace.
+    from_loader = sorted((m.kind, None if m.kind == "Namespace" else m.namespace, m.name) for m in loaded)
+    assert from_loader == from_kustomize
+
+
+def test_each_mesh_check_runs_on_the_base(repository):
+    for check in mesh_checks(repository):
+        assert check(list(repository.mesh)) == []
+
+
+def test_the_pinned_versions_agree():
+    """Istio and kind versions: the script, the workflow, the IstioOperator's note and the docs name the same."""
+    script = (REPO_ROOT / "scripts/kind.sh").read_text()
+    istio = re.search(r'ISTIO_VERSION="\$\{ISTIO_VERSION:-([0-9.]+)\}"', script)[1]
+    kind = re.search(r'KIND_VERSION="(v[0-9.]+)"', script)[1]
+    workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/kind.yml").read_text())
+    assert workflow["env"] == {"ISTIO_VERSION": istio, "KIND_VERSION": kind}
+    assert f"istioctl {istio}" in (REPO_ROOT / "istio/install/istio-kind.yaml").read_text()
+    assert f"kind {kind}" in (REPO_ROOT / "k8s/kind/cluster.yaml").read_text()
+    docs = (REPO_ROOT / "docs/kind.md").read_text()
+    assert f"ISTIO_VERSION={istio}" in docs and f"kind@{kind}" in docs
