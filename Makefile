@@ -6,10 +6,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test venv clean
+.PHONY: up test venv clean scenario scenarios status
 
 up: $(INSTALLED)
 	$(BIN)/python -m localmesh up
+
+# While `make up` runs, in another terminal:
+scenario: $(INSTALLED)
+	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | tr '\n' ' ')>"; exit 2; }
+	$(BIN)/python -m localmesh scenario $(NAME)
+
+scenarios: $(INSTALLED)
+	@$(BIN)/python -m localmesh scenarios
+
+status: $(INSTALLED)
+	@$(BIN)/python -m localmesh status
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -19,7 +30,7 @@ venv: $(INSTALLED)
 # constraints.txt pins every package of the tree, so installs are repeatable.
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mesh,test]'
 	touch $@
 
 clean:
