@@ -78,5 +78,7 @@ def test_fault_delay_holds_half_of_the_requests_for_two_seconds(mesh):
     assert delays == len(delayed)
     assert_share(len(delayed), n, 0.5, "delayed requests")
     assert all(a.seconds >= DELAY_SECONDS for a in delayed)
-    assert all(entries[a.trace_id]["duration"] >= DELAY_SECONDS * 1000 for a in delayed)
+    # Envoy's %DURATION% is whole milliseconds from its coarse clock: a delay of
+    # exactly 2 s can read 1999.
+    assert all(entries[a.trace_id]["duration"] >= DELAY_SECONDS * 1000 - 2 for a in delayed)
     assert all(a.seconds < DELAY_SECONDS for a in prompt)
