@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test venv clean scenario scenarios status
+.PHONY: up test venv clean scenario scenarios status demo
 
 up: $(INSTALLED)
 	$(BIN)/python -m localmesh up
@@ -21,6 +21,13 @@ scenarios: $(INSTALLED)
 
 status: $(INSTALLED)
 	@$(BIN)/python -m localmesh status
+
+# One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
+# with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its
+# expectation held. JSON=1 prints the report as JSON.
+demo: $(INSTALLED)
+	@test -n "$(NAME)" || { echo "usage: make demo NAME=<one of: $$($(BIN)/python -m localmesh demo --list | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
+	$(BIN)/python -m localmesh demo $(NAME) $(if $(JSON),--json) $(if $(KIND),--kind)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
