@@ -18,6 +18,7 @@ RUN /opt/venv/bin/pip install --no-compile -c constraints.txt . \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${BASE_IMAGE}
+# checkov:skip=CKV_DOCKER_7:the base is the ARG above, pinned to python:3.11.13-slim-bookworm (tests/test_image.py checks it); checkov does not resolve ARGs
 # UID 10001, not Istio's 1337 (whose traffic the sidecar does not intercept),
 # and group 0 so that OpenShift's arbitrary UIDs, always in group 0, can write
 # the data directory too.

@@ -10,7 +10,7 @@ from flask import Flask
 from calculator.api import CalculatorApi
 from calculator.config import CalculatorSettings
 from calculator.results import ResultsFile
-from servicekit import errors, lifecycle
+from servicekit import errors, lifecycle, openapi
 from servicekit.lifecycle import DrainFlag
 from servicekit.telemetry import Telemetry, TelemetrySettings
 
@@ -35,5 +35,7 @@ def create_app(
     telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, settings.version))
     telemetry.init_app(app)
     results = ResultsFile(settings.results_file, fsync=settings.results_fsync)
-    app.register_blueprint(CalculatorApi(settings, results, telemetry).blueprint())
+    api = CalculatorApi(settings, results, telemetry)
+    app.register_blueprint(api.blueprint())
+    openapi.init_app(app, SERVICE_NAME, list(api.operations))
     return app

@@ -37,6 +37,7 @@ class GatewayApi:
     def __init__(self, settings: GatewaySettings, client: CalculatorClient, telemetry: Telemetry):
         self.settings = settings
         self.client = client
+        self.telemetry = telemetry
         self.forwarded = settings.forward_headers + (
             () if telemetry.settings.enabled else TRACE_HEADERS
         )
@@ -73,7 +74,10 @@ class GatewayApi:
 
         started = time.perf_counter()
         try:
-            upstream = self.client.post(body, headers)
+            # The client span writes its trace context (traceparent, B3) into headers.
+            with self.telemetry.client_span("POST", self.client.url, headers) as record_status:
+                upstream = self.client.post(body, headers)
+                record_status(upstream.status)
         except UpstreamTimeout:
             self._observe("timeout", started)
             raise ApiError(504, MSG_TIMEOUT) from None

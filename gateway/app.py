@@ -10,7 +10,7 @@ from flask import Flask
 from gateway.api import GatewayApi
 from gateway.config import GatewaySettings
 from gateway.upstream import CalculatorClient
-from servicekit import errors, lifecycle
+from servicekit import errors, lifecycle, openapi
 from servicekit.lifecycle import DrainFlag
 from servicekit.telemetry import Telemetry, TelemetrySettings
 
@@ -32,9 +32,9 @@ def create_app(
 
     errors.init_app(app)
     lifecycle.init_app(app, drain_flag)
+    openapi.init_app(app, SERVICE_NAME)
     telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, SERVICE_VERSION))
     telemetry.init_app(app)
-    telemetry.instrument_http_client()
     client = CalculatorClient(
         settings.calculator_url, settings.calculator_timeout_seconds, settings.upstream_pool_size
     )

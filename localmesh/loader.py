@@ -95,15 +95,29 @@ def _in_namespace(resource: Resource, namespace: str) -> Resource:
     )
 
 
-def load_mesh(layout: Layout, scenario: str | None = None) -> list[Resource]:
-    """k8s/base and istio/, with a scenario's resources replacing the base ones they name."""
-    resources = load_kustomization(layout.k8s, layout.root) + load_kustomization(layout.istio, layout.root)
+def scenario_parts(scenario: str | None) -> list[str]:
+    """The files of a scenario name: "a+b" applies istio/scenarios/a.yaml, then b.yaml over it."""
     if scenario in (None, "", "base"):
+        return []
+    return scenario.split("+")
+
+
+def load_mesh(layout: Layout, scenario: str | None = None) -> list[Resource]:
+    """k8s/base and istio/, with a scenario's resources replacing the base ones they name.
+
+    ``scenario`` may join several files with "+" (each replaces one resource,
+    as ``kubectl apply`` of each in turn would).
+    """
+    resources = load_kustomization(layout.k8s, layout.root) + load_kustomization(layout.istio, layout.root)
+    parts = scenario_parts(scenario)
+    if not parts:
         return resources
-    path = layout.scenarios / f"{scenario}.yaml"
-    if not path.exists():
-        known = ", ".join(layout.scenario_names())
-        raise TranslationError(f"no scenario {scenario!r} in {_relative(layout.scenarios, layout.root)} (known: {known})")
     # Scenario files name no namespace: they are applied to the istio/ kustomization's.
     namespace = (yaml.safe_load((layout.istio / KUSTOMIZATION).read_text()) or {}).get("namespace", "default")
-    return overlay(resources, resources_from_documents(read_documents(path, layout.root), namespace))
+    for part in parts:
+        path = layout.scenarios / f"{part}.yaml"
+        if not path.exists():
+            known = ", ".join(layout.scenario_names())
+            raise TranslationError(f"no scenario {part!r} in {_relative(layout.scenarios, layout.root)} (known: {known})")
+        resources = overlay(resources, resources_from_documents(read_documents(path, layout.root), namespace))
+    return resources

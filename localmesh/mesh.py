@@ -7,20 +7,24 @@ supervisor thread restarts whatever dies, as a ReplicaSet would. The plan of
 ports and the active scenario are written to ``state.json`` in the run
 directory, so another process (``python -m localmesh scenario NAME``) can
 switch scenario on the running Envoys through their watched files.
+``Mesh.rolling_restart`` replaces every replica in turn, as a Deployment's
+rolling update does: the new process is ready in the Envoys' endpoints before
+the old one leaves them, and only then is the old one sent SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 from localmesh.envoy import EnvoyProcess
 from localmesh.loader import Layout, load_mesh
-from localmesh.processes import ServiceProcess, free_port
+from localmesh.processes import ServiceProcess, free_port, free_ports
 from localmesh.prometheus import PrometheusProcess, Target, scrape_config
 from localmesh.translate import (
     Manifests,
@@ -30,6 +34,7 @@ from localmesh.translate import (
     local_endpoints,
     read_manifests,
     sidecar_bootstrap,
+    with_pod_ports,
 )
 from localmesh.workloads import Workload, replica_spec, workload
 
@@ -48,13 +53,14 @@ class PortPlan:
 
     @classmethod
     def allocate(cls, ingress_port: int, workloads: list[Workload]) -> "PortPlan":
+        pods = [w.pod(i) for w in workloads if w.calls_mesh for i in range(w.replicas)]
+        # Drawn together, so that no two are the same port (nor the ingress's).
+        ports = iter(free_ports(1 + sum(w.replicas for w in workloads) + 2 * len(pods), exclude=[ingress_port]))
         return cls(
             ingress=ingress_port,
-            ingress_admin=free_port(),
-            replicas={w.deployment: [free_port() for _ in range(w.replicas)] for w in workloads},
-            sidecars={
-                w.pod(i): (free_port(), free_port()) for w in workloads if w.calls_mesh for i in range(w.replicas)
-            },
+            ingress_admin=next(ports),
+            replicas={w.deployment: [next(ports) for _ in range(w.replicas)] for w in workloads},
+            sidecars={pod: (next(ports), next(ports)) for pod in pods},
         )
 
 
@@ -72,12 +78,22 @@ def workloads_of(resources: list[Resource], manifests: Manifests) -> list[Worklo
     return [workload(r, hosts) for r in resources if r.kind == "Deployment"]
 
 
-def translate(resources: list[Resource], plan: PortPlan | None, logs: Path, ingress_port: int) -> tuple[Translation, PortPlan]:
-    """Manifests to Envoy bootstraps on a port plan (a new plan when None)."""
+def translate(
+    resources: list[Resource],
+    plan: PortPlan | None,
+    logs: Path,
+    ingress_port: int,
+    pod_ports: Mapping[str, Sequence[int]] | None = None,
+) -> tuple[Translation, PortPlan]:
+    """Manifests to Envoy bootstraps on a port plan (a new plan when None).
+
+    ``pod_ports`` puts pods at other ports than the plan's (none: out of the
+    endpoints), as during a rolling restart.
+    """
     manifests = read_manifests(resources)
     workloads = workloads_of(resources, manifests)
     plan = plan or PortPlan.allocate(ingress_port, workloads)
-    endpoints = local_endpoints(manifests, plan.replicas)
+    endpoints = with_pod_ports(local_endpoints(manifests, plan.replicas), pod_ports or {})
     bootstraps = {
         INGRESS: ingress_bootstrap(
             manifests,
@@ -137,6 +153,9 @@ class Mesh:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Pods at other ports than the plan's while a rolling restart replaces them.
+        self._pod_ports: dict[str, list[int]] = {}
+        self.rollouts = 0  # rolling restarts completed
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -218,13 +237,76 @@ class Mesh:
 
     def switch(self, scenario: str | None) -> None:
         """Translate the manifests with another scenario and apply it to the running Envoys."""
+        self._reconfigure(scenario)
+        self.write_state(scenario=scenario or "base")
+
+    def _reconfigure(self, scenario: str | None) -> None:
         resources = load_mesh(self.layout, scenario)
-        translation, _ = translate(resources, self.plan, self.logs, self.options.ingress_port)
+        translation, _ = translate(resources, self.plan, self.logs, self.options.ingress_port, self._pod_ports)
         _check_same_workloads(self.translation, translation)
         for name, envoy in self.envoys.items():
             envoy.reconfigure(translation.bootstraps[name])
         self.translation = translation
-        self.write_state(scenario=scenario or "base")
+
+    # -- rolling restart -------------------------------------------------------------------------
+
+    def rolling_restart(self, pods: Iterable[str] | None = None, timeout: float = 60.0) -> list[str]:
+        """Replace every replica (or ``pods``) in turn, as ``kubectl rollout restart`` does with the
+        manifests' strategy (maxSurge 1, maxUnavailable 0): no request finds a replica gone.
+
+        For each: a new process on a new port, ready; the Envoys' endpoints get it
+        beside the old one, then lose the old one; only then the old one gets
+        SIGTERM and drains (its requests in flight finish). A sidecar Envoy stays
+        as it is: the restart is of the app container.
+        """
+        done = []
+        for pod in list(pods if pods is not None else self.services):
+            self._replace(pod, timeout)
+            done.append(pod)
+        self.rollouts += 1
+        if self.prometheus is not None:
+            # Its targets are the replicas' ports, which have changed.
+            self.prometheus.stop()
+            self.prometheus.start(self.scrape_config())
+        self.write_state()
+        return done
+
+    def _replace(self, pod: str, timeout: float) -> None:
+        old = self.services[pod]
+        deployment, index = self._replica_of(pod)
+        new = ServiceProcess(replace(old.spec, port=free_port()), self.logs)
+        new.restarts = old.restarts
+        self.say(f"{pod}: nueva réplica en el puerto {new.spec.port}")
+        new.start()
+        try:
+            new.wait_ready(timeout)
+        except BaseException:
+            new.stop(timeout=5)
+            raise
+        scenario = self._current_scenario()
+        self._pod_ports[pod] = [old.spec.port, new.spec.port]  # the surge replica, ready, joins
+        self._reconfigure(scenario)
+        self._pod_ports[pod] = [new.spec.port]  # the old one leaves the endpoints before SIGTERM
+        self._reconfigure(scenario)
+        with self._lock:  # from now on the supervisor watches the new process
+            self.services[pod] = new
+            self.plan.replicas[deployment][index] = new.spec.port
+            del self._pod_ports[pod]
+        self.write_state()
+        old.stop(timeout=timeout)
+        self.say(f"{pod}: réplica anterior detenida (código {old.process.returncode})")
+
+    def _replica_of(self, pod: str) -> tuple[str, int]:
+        for w in self.translation.workloads:
+            for index in range(w.replicas):
+                if w.pod(index) == pod:
+                    return w.deployment, index
+        raise KeyError(pod)
+
+    def _current_scenario(self) -> str | None:
+        state = read_state(self.options.run_dir)  # another process may have switched it
+        scenario = state["scenario"] if state else self.scenario
+        return None if scenario == "base" else scenario
 
     # -- what runs -------------------------------------------------------------------------------
 
@@ -261,6 +343,9 @@ class Mesh:
         return {
             "root": str(self.options.root),
             "run_dir": str(self.options.run_dir),
+            # python -m localmesh restart signals it (SIGUSR1) and waits for rollouts to grow.
+            "runner_pid": os.getpid(),
+            "rollouts": self.rollouts,
             "scenario": self.scenario,
             "ingress_url": self.ingress_url,
             "plan": asdict(self.plan),

@@ -384,11 +384,12 @@ def check_outlier_detection(manifests: Sequence[Manifest]) -> list[Finding]:
             )
             continue
         path, outlier = cluster.outlier_detection
-        if outlier.get("consecutive5xxErrors") == 0 and not outlier.get("consecutiveGatewayErrors"):
+        local_origin = outlier.get("splitExternalLocalOriginErrors") and outlier.get("consecutiveLocalOriginFailures")
+        if outlier.get("consecutive5xxErrors") == 0 and not outlier.get("consecutiveGatewayErrors") and not local_origin:
             report(
                 rule,
                 f"{path}.consecutive5xxErrors",
-                "0 with no consecutiveGatewayErrors: nothing ever ejects",
+                "0 with no consecutiveGatewayErrors or consecutiveLocalOriginFailures: nothing ever ejects",
             )
         percent = outlier.get("maxEjectionPercent", DEFAULT_MAX_EJECTION_PERCENT)
         hosts = cluster.hosts

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import socket
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, request
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 MESSAGES = {
     400: "Solicitud no válida",
     404: "Ruta no encontrada",
     405: "Método no permitido",
+    408: "El cuerpo de la solicitud no llegó a tiempo",
     413: "El cuerpo de la solicitud es demasiado grande",
     415: "El cuerpo debe enviarse como JSON (Content-Type: application/json)",
     431: "Las cabeceras de la solicitud son demasiado grandes",
@@ -32,6 +35,8 @@ def error_response(status: int, message: str | None = None):
 
 
 def init_app(app: Flask) -> None:
+    # Flask turns debug mode on from FLASK_DEBUG in the environment: never here, whatever is set.
+    app.debug = False
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
         return error_response(error.status, error.message)
@@ -45,6 +50,27 @@ def init_app(app: Flask) -> None:
             if name in response.headers:
                 body.headers[name] = response.headers[name]
         return body, status
+
+    @app.errorhandler(ClientDisconnected)
+    def _incomplete_body(error: ClientDisconnected):
+        # The body stopped short: the client left, or it stalled past REQUEST_BODY_TIMEOUT_SECONDS
+        # (servicekit.gunicorn_worker bounds each read).
+        timed_out = isinstance(error.__context__, TimeoutError)
+        sock = request.environ.get("gunicorn.socket")
+        if timed_out and sock is not None:
+            # gunicorn would wait up to 5 s more to drain the rest before reusing the connection
+            # (it ignores an app's Connection: close): end the reading side, the answer still goes.
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        return error_response(408 if timed_out else 400)
+
+    @app.errorhandler(ParseException)
+    def _malformed_body(error: ParseException):
+        # gunicorn parses a chunked body as the app reads it: a bad chunk surfaces here, and it
+        # is the client's fault, not ours.
+        return error_response(400)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

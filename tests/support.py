@@ -9,7 +9,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from prometheus_client.parser import text_string_to_metric_families
+
+from localmesh.observe import scrape_url
 
 CALCULATOR_APP = "calculator.app:create_app()"
 GATEWAY_APP = "gateway.app:create_app()"
@@ -95,13 +96,7 @@ class OtlpReceiver:
 
 def scrape(service) -> dict:
     """Every sample as {(name, sorted labels): value}."""
-    status, _, body = get(f"{service.url}/metrics")
-    assert status == 200
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-    }
+    return scrape_url(service.url)
 
 
 def delta(before, after, name, **labels):

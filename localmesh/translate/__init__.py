@@ -17,7 +17,13 @@ from localmesh.translate.bootstrap import (
     ingress_bootstrap,
     sidecar_bootstrap,
 )
-from localmesh.translate.endpoints import Endpoints, LocalEndpoint, deployment_replicas, local_endpoints
+from localmesh.translate.endpoints import (
+    Endpoints,
+    LocalEndpoint,
+    deployment_replicas,
+    local_endpoints,
+    with_pod_ports,
+)
 from localmesh.translate.errors import TranslationError
 from localmesh.translate.manifests import Manifests, read_manifests
 from localmesh.translate.resources import Resource, overlay, resources_from_documents
@@ -39,4 +45,5 @@ __all__ = [
     "read_manifests",
     "resources_from_documents",
     "sidecar_bootstrap",
+    "with_pod_ports",
 ]

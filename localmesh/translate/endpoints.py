@@ -73,3 +73,26 @@ def local_endpoints(
                     )
             result[(service.fqdn, port.port)] = tuple(endpoints)
     return result
+
+
+def with_pod_ports(
+    endpoints: Endpoints, ports_by_pod: Mapping[str, Sequence[int]]
+) -> dict[ServicePortKey, tuple[LocalEndpoint, ...]]:
+    """The endpoints with each pod of ``ports_by_pod`` at the ports given instead of its own.
+
+    No port withdraws the pod, as Kubernetes drops a pod that is not ready (or
+    terminating) from its Service's EndpointSlices; two ports stand for the old
+    pod and its surge replacement of a rolling update, both ready.
+    """
+    result = {}
+    for key, members in endpoints.items():
+        replaced: list[LocalEndpoint] = []
+        for endpoint in members:
+            if endpoint.pod not in ports_by_pod:
+                replaced.append(endpoint)
+                continue
+            replaced += [
+                LocalEndpoint(endpoint.address, port, endpoint.labels, endpoint.pod) for port in ports_by_pod[endpoint.pod]
+            ]
+        result[key] = tuple(replaced)
+    return result

@@ -82,3 +82,13 @@ def test_a_scenario_replaces_the_base_resource_of_the_same_name():
 def test_an_unknown_scenario_lists_the_known_ones():
     with pytest.raises(TranslationError, match="no scenario 'nope'.*fault-abort"):
         load_mesh(Layout(ROOT), "nope")
+
+
+def test_scenarios_joined_with_a_plus_apply_in_turn():
+    layout = Layout(ROOT)
+    merged = {r.key: r for r in load_mesh(layout, "outlier-detection-lenient+retries-off")}
+    sources = {r.source for r in merged.values()}
+    assert {"istio/scenarios/outlier-detection-lenient.yaml", "istio/scenarios/retries-off.yaml"} <= sources
+    assert len(merged) == len(load_mesh(layout))
+    with pytest.raises(TranslationError, match="no scenario 'nope'"):
+        load_mesh(layout, "retries-off+nope")

@@ -248,3 +248,13 @@ def test_an_outlier_detector_that_never_triggers(repo_copy):
     repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(consecutive5xxErrors=0))
     (finding,) = run(repo_copy, resilience.check_outlier_detection)
     assert "nothing ever ejects" in finding.message
+
+
+def test_local_origin_failures_alone_can_eject(repo_copy):
+    # The gateway's DestinationRule: its 5xx speak for the calculator, only connection failures eject it.
+    split = {"consecutive5xxErrors": 0, "splitExternalLocalOriginErrors": True, "consecutiveLocalOriginFailures": 3}
+    repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(split))
+    assert run(repo_copy, resilience.check_outlier_detection) == []
+    repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(splitExternalLocalOriginErrors=False))
+    (finding,) = run(repo_copy, resilience.check_outlier_detection)
+    assert "nothing ever ejects" in finding.message

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import secrets
 import threading
@@ -15,18 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from localmesh import observe
 from localmesh.mesh import Mesh, MeshOptions
+from localmesh.observe import binomial_interval, subset_cluster
 from localmesh.processes import free_port
-from tests.support import post_json, scrape
+from tests.support import post_json
 
 ROOT = Path(__file__).resolve().parents[3]
-NAMESPACE = "meshcalc"
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
 CALCULATION = {"operacion": "sumar", "numero1": 2, "numero2": 3}
 # Every replica stops at once: tests stop meshes, nobody needs the drain.
 COMMON_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
-# Two-sided 99.9%: P(|Z| > 3.2905) = 0.001.
-Z_999 = 3.2905
 
 
 # -- meshes ----------------------------------------------------------------------------------------
@@ -118,17 +115,7 @@ def versions(answers: list[Answer]) -> Counter:
     return Counter(a.version for a in answers)
 
 
-# -- binomial intervals ----------------------------------------------------------------------------
-
-
-def binomial_interval(p: float, n: int, z: float = Z_999) -> tuple[float, float]:
-    """The counts out of ``n`` a share ``p`` gives with probability 99.9% (normal approximation).
-
-    A count inside it is a count whose Wilson score interval holds ``p``. For
-    p = 0 or 1 it is the exact count.
-    """
-    half = z * math.sqrt(n * p * (1 - p))
-    return n * p - half, n * p + half
+# -- shares -------------------------------------------------------------------------------------------
 
 
 def assert_share(count: int, n: int, p: float, what: str) -> None:
@@ -140,11 +127,6 @@ def assert_share(count: int, n: int, p: float, what: str) -> None:
 
 
 # -- Envoy stats -----------------------------------------------------------------------------------
-
-
-def subset_cluster(subset: str, service: str = "calculator") -> str:
-    """The Envoy cluster of a DestinationRule subset, as istiod names it."""
-    return f"outbound|80|{subset}|{service}.{NAMESPACE}.svc.cluster.local"
 
 
 def stat(mesh: Mesh, name: str, envoys: tuple[str, ...] = SIDECARS) -> int:
@@ -161,12 +143,7 @@ def cluster_stat(mesh: Mesh, subset: str, name: str, envoys: tuple[str, ...] = S
 
 def calcular_requests(service) -> Counter:
     """POST /calcular requests a replica answered, by status, from its own /metrics."""
-    counts = Counter()
-    for (name, labels), value in scrape(service).items():
-        labels = dict(labels)
-        if name == "http_server_requests_total" and labels.get("route") == "/calcular":
-            counts[int(labels["status"])] += int(value)
-    return counts
+    return observe.calcular_requests(service.url)
 
 
 def calcular_requests_of(mesh: Mesh, deployment: str) -> Counter:
@@ -182,10 +159,7 @@ def calcular_requests_of(mesh: Mesh, deployment: str) -> Counter:
 
 def access_log(mesh: Mesh, proxy: str) -> list[dict]:
     """Every line an Envoy ("ingress", "gateway-0-sidecar", ...) has written to its JSON access log."""
-    path = mesh.options.run_dir / "logs" / f"{proxy}-access.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return observe.read_access_log(observe.access_log_path(mesh.options.run_dir, proxy))[0]
 
 
 def sidecar_entries(mesh: Mesh, trace_ids) -> dict[str, dict]:

@@ -44,7 +44,10 @@ def burst(mesh, count: int, headers: dict) -> list:
 def test_concurrency_past_the_connection_pool_fails_fast_with_503(slow_mesh):
     mesh = slow_mesh
     v2 = mesh.services["calculator-v2-0"]
-    n = 12  # below the gateways' 2 x 8 threads: every request reaches a sidecar at once
+    # Every request reaches a sidecar at once: below the gateways' 2 x 8 threads, and within the
+    # 8 requests the ingress queues for a new connection to them (istio/gateway-destinationrule.yaml:
+    # http1MaxPendingRequests; more, on a cold pool, overflow at the ingress instead).
+    n = 8
     with scenario(mesh, "circuit-breaker-tight"):
         overflow_before = cluster_stat(mesh, "v2", "upstream_rq_pending_overflow")
         retries_before = cluster_stat(mesh, "v2", "upstream_rq_retry")

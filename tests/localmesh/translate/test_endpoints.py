@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from localmesh.translate import LocalEndpoint, TranslationError, deployment_replicas, local_endpoints, read_manifests
+from localmesh.translate import (
+    LocalEndpoint,
+    TranslationError,
+    deployment_replicas,
+    local_endpoints,
+    read_manifests,
+    with_pod_ports,
+)
 from tests.localmesh.translate.support import CALC, GW, K8S, LOCAL_PORTS, documents, manifests
 
 
@@ -71,3 +78,15 @@ spec:
         TranslationError, match=r"Deployment meshcalc/gateway: Services target container ports \[8000, 9090\]"
     ):
         local_endpoints(mesh, LOCAL_PORTS)
+
+
+def test_a_pod_withdrawn_or_surged_for_a_rolling_restart():
+    endpoints = local_endpoints(manifests(), LOCAL_PORTS)
+    withdrawn = with_pod_ports(endpoints, {"calculator-v1-0": []})
+    assert [e.pod for e in withdrawn[(CALC, 80)]] == ["calculator-v1-1", "calculator-v2-0"]
+    surged = with_pod_ports(endpoints, {"calculator-v2-0": [18003, 19003], "gateway-1": [19012]})
+    v2 = [e for e in surged[(CALC, 80)] if e.pod == "calculator-v2-0"]
+    assert [e.port for e in v2] == [18003, 19003]
+    assert all(e.labels == {"app": "calculator", "version": "v2"} for e in v2)  # still in subset v2
+    assert [e.port for e in surged[(GW, 80)]] == [18011, 19012]
+    assert with_pod_ports(endpoints, {}) == dict(endpoints)
