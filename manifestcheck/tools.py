@@ -71,7 +71,14 @@ def shell_scripts(root: Path) -> list[Path]:
     """Every shell script of the repository: *.sh, and any file with a sh/bash shebang."""
     found = []
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info"))
+        subdirs[:] = sorted(
+            d
+            for d in subdirs
+            if d not in SKIPPED_DIRS
+            and not d.endswith(".egg-info")
+            # any virtual environment (.venv-checkov, ...): other projects' scripts
+            and not (Path(directory) / d / "pyvenv.cfg").exists()
+        )
         for name in sorted(files):
             path = Path(directory) / name
             if path.is_file() and is_shell_script(path):

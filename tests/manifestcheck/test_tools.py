@@ -30,6 +30,10 @@ def test_shell_scripts_are_found_by_suffix_and_shebang(tmp_path):
     (tmp_path / "script.py").write_text("#!/usr/bin/env python3\n")
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "activate.sh").write_text("echo no\n")
+    # any virtual environment, whatever its name: its scripts are not ours
+    (tmp_path / ".venv-tool" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv-tool" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / ".venv-tool" / "lib" / "completion.sh").write_text("echo no\n")
     assert [p.name for p in shell_scripts(tmp_path)] == ["a.sh", "run", "tool"]
 
 
