@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: up test venv clean scenario scenarios status demo restart reliability reliability-quick
+.PHONY: up test venv clean scenario scenarios status demo restart reliability reliability-quick bench bench-quick
 
 up: $(INSTALLED)
 	$(BIN)/python -m localmesh up
@@ -58,6 +58,13 @@ reliability-quick: $(INSTALLED) $(CHECKOV)
 
 reliability: $(INSTALLED) $(CHECKOV)
 	RELIABILITY_PROFILE=full $(BIN)/python -m pytest tests/reliability
+
+# What the mesh and the telemetry cost, side by side (BENCHMARKS.md); needs Debian's wrk.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
+
+bench-quick: $(INSTALLED)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .venv-checkov .run .pytest_cache

@@ -42,6 +42,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def run_queue_seconds(pids: list[int]) -> float:
+    """Time these processes' threads spent runnable but waiting for a CPU (schedstat's run_delay).
+
+    On a machine where other programs compete for the cores, this is where
+    latency goes that no process of the path spent working.
+    """
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile, or a kernel without schedstat
+    return total / 1e9
+
+
 @dataclass(frozen=True)
 class Memory:
     rss_mb: float  # what ps and top show: private plus file-backed pages mapped now

@@ -113,6 +113,27 @@ def rates_note(details: dict) -> list[str]:
     ]
 
 
+def wait_lines(details: dict) -> list[str]:
+    """Working and waiting for a CPU, per request and process, at the comparison rate."""
+    rows = [
+        f"Where a request's time went at {details['paths_rate_rps']:.0f}/s, µs per request and process "
+        "(CPU: working; run queue: runnable but waiting for a core, time that other programs and the "
+        "path's own processes took from it):",
+        "",
+        "| path | CPU | run queue |",
+        "|---|---|---|",
+    ]
+    for path in ("direct", "gateway", "mesh"):
+        stats = details["paths"][path]
+        cpu = stats["cpu_us_per_request_at_fixed_rate"]
+        wait = stats.get("run_queue_wait_us_per_request_at_fixed_rate", {})
+        rows.append(
+            f"| {PATH_LABELS[path]} | {', '.join(f'{n} {v:.0f}' for n, v in cpu.items())} (Σ {sum(cpu.values()):.0f}) "
+            f"| {', '.join(f'{n} {v:.0f}' for n, v in wait.items())} (Σ {sum(wait.values()):.0f}) |"
+        )
+    return rows + [""]
+
+
 def render(results: dict, plot: Path | None, report_dir: Path) -> str:
     machine, details = results["machine"], results["details"]
     plan = results["raw"]["plan"]
@@ -139,6 +160,7 @@ def render(results: dict, plot: Path | None, report_dir: Path) -> str:
     ]
     if plot is not None:
         lines += [f"![Latency percentiles of the three paths]({os.path.relpath(plot, report_dir)})", ""]
+    lines += wait_lines(details)
     envoy_cpu = ", ".join(f"{name} {v:.3f}" for name, v in details["envoy_cores_per_1000_rps"].items())
     lines += [
         f"Envoy CPU, cores per 1000 rps at {details['paths_rate_rps']:.0f}/s: {envoy_cpu}. "
@@ -194,7 +216,8 @@ def plot(results: dict, target: Path) -> Path | None:
         bars = axes.bar(positions, medians, width, yerr=errors, capsize=3, label=PATH_LABELS[path], color=colors[path])
         axes.bar_label(bars, labels=[f"{m:.2f}" for m in medians], padding=2, fontsize=7)
     axes.set_xticks(range(len(percentiles)), [label for _, label in percentiles])
-    axes.set_ylabel("latency (ms)")
+    axes.set_yscale("log")  # p50 and p99 differ by orders of magnitude on a busy machine
+    axes.set_ylabel("latency (ms, log scale)")
     axes.set_title(
         f"POST /calcular at {details['paths_rate_rps']:.0f} requests/s — median of "
         f"{details['paths']['direct']['p50_ms']['n']} rounds, bars min–max",

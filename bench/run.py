@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -82,16 +82,22 @@ class Run:
     wrk_cpu_s: float
     machine_busy: float  # share of the machine's CPU in use
     others_busy: float  # share used by processes neither ours nor wrk
+    wait_s: dict[str, float] = field(default_factory=dict)  # server process -> seconds runnable, waiting for a CPU
 
     def cpu_us_per_request(self) -> dict[str, float]:
         n = max(1, self.load.requests)
         return {name: seconds * 1e6 / n for name, seconds in self.cpu_s.items()}
+
+    def wait_us_per_request(self) -> dict[str, float]:
+        n = max(1, self.load.requests)
+        return {name: seconds * 1e6 / n for name, seconds in self.wait_s.items()}
 
     def as_dict(self) -> dict:
         return {
             "path": self.path,
             **self.load.as_dict(),
             "cpu_us_per_request": {k: round(v, 1) for k, v in self.cpu_us_per_request().items()},
+            "run_queue_wait_us_per_request": {k: round(v, 1) for k, v in self.wait_us_per_request().items()},
             "wrk_cpu_us_per_request": round(self.wrk_cpu_s * 1e6 / max(1, self.load.requests), 1),
             "machine_busy": round(self.machine_busy, 3),
             "others_busy": round(self.others_busy, 3),
@@ -101,6 +107,7 @@ class Run:
 def measured(topology: Topology, path: str, load: Callable[[], WrkResult]) -> Run:
     processes = {name: procstat.tree(pid) for name, pid in topology.server_pids(path).items()}
     before = {name: procstat.cpu_seconds(pids) for name, pids in processes.items()}
+    waited = {name: procstat.run_queue_seconds(pids) for name, pids in processes.items()}
     all_before = procstat.cpu_seconds(everything_of(topology))
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before, total_before = procstat.machine_cpu()
@@ -109,11 +116,12 @@ def measured(topology: Topology, path: str, load: Callable[[], WrkResult]) -> Ru
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     all_after = procstat.cpu_seconds(everything_of(topology))
     cpu = {name: procstat.cpu_seconds(pids) - before[name] for name, pids in processes.items()}
+    wait = {name: procstat.run_queue_seconds(pids) - waited[name] for name, pids in processes.items()}
     wrk_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     total = max(1e-9, total_after - total_before)
     busy = (busy_after - busy_before) / total
     ours = (all_after - all_before) + wrk_cpu
-    return Run(path, result, cpu, wrk_cpu, busy, max(0.0, busy - ours / total))
+    return Run(path, result, cpu, wrk_cpu, busy, max(0.0, busy - ours / total), wait)
 
 
 def everything_of(topology: Topology) -> list[int]:
@@ -334,6 +342,11 @@ def median_cpu(runs: list[Run]) -> dict[str, float]:
     return {name: round(statistics.median(r.cpu_us_per_request()[name] for r in runs), 1) for name in names}
 
 
+def median_wait(runs: list[Run]) -> dict[str, float]:
+    names = runs[0].wait_s.keys()
+    return {name: round(statistics.median(r.wait_us_per_request()[name] for r in runs), 1) for name in names}
+
+
 def summarize(raw: dict) -> dict:
     sat, fixed, compared = raw["saturation"], raw["fixed_rate"], raw["fixed_rate_paths"]
     rps = lambda r: r.load.rps  # noqa: E731
@@ -386,6 +399,7 @@ def summarize(raw: dict) -> dict:
                 "at_half_direct_saturation": latencies(fixed[path]),
                 "cpu_us_per_request_at_saturation": median_cpu(sat[path]),
                 "cpu_us_per_request_at_fixed_rate": median_cpu(compared.get(path) or fixed[path]),
+                "run_queue_wait_us_per_request_at_fixed_rate": median_wait(compared.get(path) or fixed[path]),
             }
             for path in PATHS + TELEMETRY
         },
