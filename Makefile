@@ -42,7 +42,7 @@ venv: $(INSTALLED)
 # constraints.txt pins every package of the tree, so installs are repeatable.
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mesh,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mesh,bench,test]'
 	touch $@
 
 $(CHECKOV): tests/reliability/checkov-constraints.txt

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import os
 import statistics
 import sys
 import tempfile
