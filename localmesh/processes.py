@@ -95,66 +95,54 @@ class ServiceSpec:
         return f"http://{self.host}:{self.port}"
 
 
-class ServiceProcess:
-    """One gunicorn master (and its worker) for one replica."""
+class ManagedProcess:
+    """A child process with its own log file and process group.
 
-    def __init__(self, spec: ServiceSpec, log_dir: Path):
-        self.spec = spec
-        self.log_path = Path(log_dir) / f"{spec.name}.log"
+    Its own group: Ctrl-C in the runner's terminal reaches the runner only,
+    which then stops each child in order. Subclasses say what to run and when
+    it is ready; starting, stopping and reading the log are the same for all.
+    """
+
+    def __init__(self, name: str, log_path: Path):
+        self.name = name
+        self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return self.spec.url
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def command(self) -> list[str]:
-        bind = f"{self.spec.host}:{self.spec.port}"
-        config = ["-c", self.spec.config] if self.spec.config else []
-        return [sys.executable, "-m", "gunicorn", *config, "--bind", bind, self.spec.app]
-
-    def start(self) -> None:
+    def _launch(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # The caller's proxy settings are for the caller: a replica gets a proxy
-        # only when its spec says so (its sidecar).
-        inherited = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
-        environment = {**inherited, "PYTHONUNBUFFERED": "1", **self.spec.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command(),
-                env=environment,
+                command,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # Its own process group: Ctrl-C in the runner's terminal reaches
-                # the runner only, which then stops each service in order.
                 start_new_session=True,
             )
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def ready(self) -> bool:
-        return http_status(self.spec.host, self.spec.port, "/readyz") == 200
+    def _wait_for(self, ready, timeout: float, what: str) -> None:
+        """Wait until ``ready()``, failing at once with the log's tail if the process exits."""
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
         def ready_or_dead():
             if not self.running():
-                raise RuntimeError(f"{self.spec.name} exited; see {self.log_path}:\n{self.log_tail()}")
-            return self.ready()
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log_tail()}")
+            return ready()
 
-        wait_until(ready_or_dead, timeout, what=f"{self.spec.name} ready on {self.url}")
+        wait_until(ready_or_dead, timeout, what=what)
 
     def signal(self, signum: int) -> None:
         if self.running():
             self.process.send_signal(signum)
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (the graceful path), then SIGKILL to the group past ``timeout``."""
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL past ``timeout``."""
         if self.process is None:
             return None
         if self.running():
@@ -163,13 +151,58 @@ class ServiceProcess:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._kill_group()
         return self.process.returncode
 
     def kill(self) -> None:
         if self.running():
             self.process.kill()
             self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+class ServiceProcess(ManagedProcess):
+    """One gunicorn master (and its worker) for one replica."""
+
+    def __init__(self, spec: ServiceSpec, log_dir: Path):
+        super().__init__(spec.name, Path(log_dir) / f"{spec.name}.log")
+        self.spec = spec
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return self.spec.url
+
+    def command(self) -> list[str]:
+        bind = f"{self.spec.host}:{self.spec.port}"
+        config = ["-c", self.spec.config] if self.spec.config else []
+        return [sys.executable, "-m", "gunicorn", *config, "--bind", bind, self.spec.app]
+
+    def start(self) -> None:
+        # The caller's proxy settings are for the caller: a replica gets a proxy
+        # only when its spec says so (its sidecar).
+        inherited = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+        self._launch(self.command(), {**inherited, "PYTHONUNBUFFERED": "1", **self.spec.env})
+
+    def ready(self) -> bool:
+        return http_status(self.spec.host, self.spec.port, "/readyz") == 200
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        self._wait_for(self.ready, timeout, f"{self.spec.name} ready on {self.url}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (gunicorn's graceful path: drain, then stop), then SIGKILL to the group."""
+        returncode = super().stop(timeout)
+        if self.process is not None:
+            self._kill_group()
+        return returncode
+
+    def kill(self) -> None:
+        super().kill()
         self._kill_group()
 
     def _kill_group(self) -> None:
@@ -183,9 +216,3 @@ class ServiceProcess:
         self.stop()
         self.restarts += 1
         self.start()
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""

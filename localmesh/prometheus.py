@@ -10,13 +10,12 @@ same pod labels. The ingress Envoy is labelled as Istio's ingress gateway.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from localmesh.processes import http_status, wait_until
+from localmesh.processes import ManagedProcess, http_status
 
 ENVOY_METRICS_PATH = "/stats/prometheus"
 
@@ -52,12 +51,11 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-class PrometheusProcess:
+class PrometheusProcess(ManagedProcess):
     def __init__(self, work_dir: Path, port: int):
+        super().__init__("prometheus", Path(work_dir) / "prometheus.log")
         self.work_dir = Path(work_dir)
         self.port = port
-        self.log_path = self.work_dir / "prometheus.log"
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -70,39 +68,18 @@ class PrometheusProcess:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.work_dir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config_path}",
-                    f"--storage.tsdb.path={self.work_dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    # Exemplars carry the trace ids of the latency histograms.
-                    "--enable-feature=exemplar-storage",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        self._launch(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.work_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                # Exemplars carry the trace ids of the latency histograms.
+                "--enable-feature=exemplar-storage",
+            ]
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready():
-            if not self.running():
-                raise RuntimeError(f"prometheus exited; see {self.log_path}")
-            return http_status("127.0.0.1", self.port, "/-/ready") == 200
-
-        wait_until(ready, timeout, what="prometheus ready")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.running():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self._wait_for(
+            lambda: http_status("127.0.0.1", self.port, "/-/ready") == 200, timeout, "prometheus ready"
+        )

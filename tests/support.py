@@ -6,17 +6,47 @@ import gzip
 import http.client
 import json
 import threading
+from collections import Counter
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from localmesh.mesh import Mesh, MeshOptions
 from localmesh.observe import scrape_url
+from localmesh.processes import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CALCULATOR_APP = "calculator.app:create_app()"
 GATEWAY_APP = "gateway.app:create_app()"
 # The calculator records these inbound headers on its server span, so a test
 # can see what reached it.
 CAPTURED_HEADERS = "x-b3-traceid,x-b3-spanid,x-b3-sampled,x-request-id,x-canary,traceparent"
+
+
+# Every replica stops at once when a test stops its mesh: nobody needs the drain.
+MESH_TEST_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
+
+
+@contextmanager
+def running_mesh(run_dir: Path, root: Path = ROOT, **options) -> Iterator[Mesh]:
+    """A started mesh of the manifests under ``root`` (the repository's) on free ports, stopped on exit."""
+    common_env = {**MESH_TEST_ENV, **options.pop("common_env", {})}
+    settings = MeshOptions(root=root, run_dir=run_dir, ingress_port=free_port(), common_env=common_env, **options)
+    mesh = Mesh(settings)
+    mesh.start()
+    try:
+        yield mesh
+    finally:
+        mesh.stop()
+
+
+def statuses(answers) -> Counter:
+    """How many answers had each HTTP status."""
+    return Counter(answer.status for answer in answers)
 
 
 def post_json(url: str, body, headers: dict | None = None, timeout: float = 10.0):

@@ -18,7 +18,7 @@ from localmesh.demo import SCENARIOS, Check, Measurement, Verdict, verdict
 from localmesh.demo_kind import deployment_env, parse_text_access_log
 from localmesh.load import LoadSpec, hey_command, parse_hey_csv, percentile
 from localmesh.observe import binomial_interval, read_access_log, wilson_interval
-from tests.localmesh.e2e.support import ROOT, running_mesh
+from tests.support import ROOT, running_mesh
 
 LATENCY = {"min": 0.01, "p50": 0.05, "p99": 0.2, "max": 0.3}
 

@@ -12,17 +12,14 @@ import socket
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
-from localmesh.mesh import Mesh, MeshOptions
-from localmesh.processes import free_port
+from localmesh.mesh import Mesh
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # quick: the default, in `make test` and CI; full: `make reliability` (RELIABILITY_PROFILE=full).
 PROFILE = os.environ.get("RELIABILITY_PROFILE", "quick")
 if PROFILE not in ("quick", "full"):
@@ -177,10 +174,6 @@ class Load:
         while len(self.results) < sent:
             assert time.monotonic() < deadline, f"only {len(self.results)} of {sent} answers in {timeout:.0f}s"
             time.sleep(0.02)
-
-
-def statuses(results: list[Result]) -> Counter:
-    return Counter(r.status for r in results)
 
 
 def success_rate(results: list[Result]) -> float:
@@ -358,23 +351,7 @@ def status_of(response: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-# -- meshes and figures ----------------------------------------------------------------------------
-
-# Every replica stops at once when a test stops its mesh: nobody needs the drain.
-COMMON_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
-
-
-@contextmanager
-def running_mesh(run_dir: Path, root: Path = ROOT, **options) -> Iterator[Mesh]:
-    """A started mesh of the manifests under ``root`` on free ports, stopped on exit."""
-    common_env = {**COMMON_ENV, **options.pop("common_env", {})}
-    settings = MeshOptions(root=root, run_dir=run_dir, ingress_port=free_port(), common_env=common_env, **options)
-    mesh = Mesh(settings)
-    mesh.start()
-    try:
-        yield mesh
-    finally:
-        mesh.stop()
+# -- figures -----------------------------------------------------------------------------------------
 
 
 def record(figure: str, **values) -> None:

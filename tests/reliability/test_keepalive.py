@@ -24,17 +24,8 @@ import yaml
 
 from localmesh.observe import flags_of
 from manifestcheck.resilience import parse_duration
-from tests.reliability.support import (
-    ROOT,
-    Load,
-    istio_document,
-    manifests_copy,
-    record,
-    running_mesh,
-    sized,
-    statuses,
-    write_scenario,
-)
+from tests.reliability.support import Load, istio_document, manifests_copy, record, sized, write_scenario
+from tests.support import ROOT, running_mesh, statuses
 
 PROXIES = ("ingress", "gateway-0-sidecar", "gateway-1-sidecar")
 REAL_KEEPALIVE = 75.0

@@ -14,14 +14,8 @@ import time
 import pytest
 
 from servicekit import errors, gunicorn_worker
-from tests.reliability.support import (
-    raw_exchange,
-    record,
-    running_mesh,
-    sized,
-    status_of,
-)
-from tests.support import post_json, scrape
+from tests.reliability.support import raw_exchange, record, sized, status_of
+from tests.support import post_json, running_mesh, scrape
 
 pytestmark = pytest.mark.processes
 

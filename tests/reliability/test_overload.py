@@ -28,11 +28,9 @@ from tests.reliability.support import (
     memory_limits,
     percentile,
     record,
-    running_mesh,
     sized,
-    statuses,
 )
-from tests.support import scrape
+from tests.support import running_mesh, scrape, statuses
 
 pytestmark = [
     pytest.mark.processes,

@@ -16,8 +16,8 @@ import yaml
 
 from calculator.app import create_app as create_calculator
 from gateway.app import create_app as create_gateway
-from tests.reliability.support import ROOT, record
-from tests.support import CALCULATOR_APP, GATEWAY_APP, get
+from tests.reliability.support import record
+from tests.support import CALCULATOR_APP, GATEWAY_APP, ROOT, get
 
 # -- checkov ---------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.localmesh.e2e.support import running_mesh
+from tests.support import running_mesh
 
 
 @pytest.fixture(scope="session")

@@ -14,32 +14,15 @@ from pathlib import Path
 from typing import Iterator
 
 from localmesh import observe
-from localmesh.mesh import Mesh, MeshOptions
+from localmesh.mesh import Mesh
 from localmesh.observe import binomial_interval, subset_cluster
-from localmesh.processes import free_port
 from tests.support import post_json
 
-ROOT = Path(__file__).resolve().parents[3]
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
 CALCULATION = {"operacion": "sumar", "numero1": 2, "numero2": 3}
-# Every replica stops at once: tests stop meshes, nobody needs the drain.
-COMMON_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
 
 
 # -- meshes ----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def running_mesh(run_dir: Path, **options) -> Iterator[Mesh]:
-    """A started mesh of the repository's manifests on free ports, stopped on exit."""
-    common_env = {**COMMON_ENV, **options.pop("common_env", {})}
-    settings = MeshOptions(root=ROOT, run_dir=run_dir, ingress_port=free_port(), common_env=common_env, **options)
-    mesh = Mesh(settings)
-    mesh.start()
-    try:
-        yield mesh
-    finally:
-        mesh.stop()
 
 
 @contextmanager
@@ -105,10 +88,6 @@ def load(
             running.result()
     assert len(answers) == count, f"only {len(answers)} of {count} requests within {deadline:.0f}s"
     return answers
-
-
-def statuses(answers: list[Answer]) -> Counter:
-    return Counter(a.status for a in answers)
 
 
 def versions(answers: list[Answer]) -> Counter:

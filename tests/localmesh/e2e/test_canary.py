@@ -7,7 +7,8 @@ clusters count what they sent where.
 
 import pytest
 
-from tests.localmesh.e2e.support import assert_share, cluster_stat, load, scenario, statuses, versions
+from tests.localmesh.e2e.support import assert_share, cluster_stat, load, scenario, versions
+from tests.support import statuses
 
 pytestmark = pytest.mark.processes
 

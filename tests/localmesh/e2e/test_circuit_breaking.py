@@ -9,14 +9,8 @@ import threading
 
 import pytest
 
-from tests.localmesh.e2e.support import (
-    SIDECARS,
-    calcular_requests,
-    calculate,
-    cluster_stat,
-    scenario,
-    statuses,
-)
+from tests.localmesh.e2e.support import SIDECARS, calcular_requests, calculate, cluster_stat, scenario
+from tests.support import statuses
 
 pytestmark = pytest.mark.processes
 

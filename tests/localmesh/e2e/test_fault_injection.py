@@ -15,8 +15,8 @@ from tests.localmesh.e2e.support import (
     scenario,
     sidecar_entries,
     stat,
-    statuses,
 )
+from tests.support import statuses
 
 pytestmark = pytest.mark.processes
 

@@ -12,11 +12,9 @@ from tests.localmesh.e2e.support import (
     host_of,
     load,
     processes_in_sessions,
-    running_mesh,
     sidecar_entries,
-    statuses,
 )
-from tests.support import post_json
+from tests.support import post_json, running_mesh, statuses
 
 pytestmark = pytest.mark.processes
 

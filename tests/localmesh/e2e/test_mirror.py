@@ -3,7 +3,8 @@
 import pytest
 
 from localmesh.processes import wait_until
-from tests.localmesh.e2e.support import calcular_requests_of, cluster_stat, load, scenario, statuses, versions
+from tests.localmesh.e2e.support import calcular_requests_of, cluster_stat, load, scenario, versions
+from tests.support import statuses
 
 pytestmark = pytest.mark.processes
 

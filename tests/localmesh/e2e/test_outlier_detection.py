@@ -10,10 +10,9 @@ from tests.localmesh.e2e.support import (
     cluster_stat,
     host_of,
     load,
-    running_mesh,
     sidecar_entries,
-    statuses,
 )
+from tests.support import running_mesh, statuses
 
 pytestmark = pytest.mark.processes
 

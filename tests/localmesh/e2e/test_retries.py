@@ -10,7 +10,8 @@ outlier state, and counts against what the replica itself answered.
 
 import pytest
 
-from tests.localmesh.e2e.support import assert_share, calcular_requests, cluster_stat, load, running_mesh, statuses
+from tests.localmesh.e2e.support import assert_share, calcular_requests, cluster_stat, load
+from tests.support import running_mesh, statuses
 
 pytestmark = pytest.mark.processes
 

@@ -5,7 +5,8 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from localmesh.processes import wait_until
-from tests.localmesh.e2e.support import calculate, running_mesh, sidecar_entries
+from tests.localmesh.e2e.support import calculate, sidecar_entries
+from tests.support import running_mesh
 
 pytestmark = pytest.mark.processes
 
