@@ -64,19 +64,12 @@ def check_no_proxy_uid(manifests: Sequence[Manifest]) -> list[Finding]:
     """No pod runs as UID 1337: its traffic would skip the sidecar, so mTLS and every policy."""
     findings = []
     for template in pod_templates(manifests):
-        if mapping(template.spec.get("securityContext")).get("runAsUser") == PROXY_UID:
-            findings.append(
-                template.finding(
-                    "proxy-uid", "spec.template.spec.securityContext.runAsUser", "1337 is the sidecar's UID"
-                )
-            )
-        for path, container in template.containers():
-            if mapping(container.get("securityContext")).get("runAsUser") == PROXY_UID:
-                findings.append(
-                    template.finding(
-                        "proxy-uid", f"{path}.securityContext.runAsUser", "1337 is the sidecar's UID"
-                    )
-                )
+        # The pod's securityContext, then each container's, which overrides it.
+        holders = [("spec.template.spec", template.spec), *template.containers()]
+        for path, holder in holders:
+            if mapping(holder.get("securityContext")).get("runAsUser") == PROXY_UID:
+                where = f"{path}.securityContext.runAsUser"
+                findings.append(template.finding("proxy-uid", where, "1337 is the sidecar's UID"))
     return findings
 
 
