@@ -21,8 +21,11 @@ pytestmark = pytest.mark.processes
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("st")
-# Per operation and phase: the quick run sends hundreds of requests in all, the full one thousands.
+# Per operation and phase: the quick run sends hundreds of requests in all. The full one also
+# gives each service a time budget, within which the fuzzing phase keeps drawing new cases
+# (a maximum of examples alone stops at about 1,200 requests: the API has few operations).
 MAX_EXAMPLES = sized(60, 600)
+TIME_BUDGET = sized([], ["--max-time", "150"])
 SEED = int(os.environ.get("RELIABILITY_SEED", "20261126"))
 
 
@@ -70,7 +73,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_document(se
         str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{service.url}/openapi.json",
         "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
         "--report", "ndjson", "--report-dir", str(tmp_path), "--no-color", "--max-failures", "10",
-        "--request-timeout", "10",
+        "--request-timeout", "10", *TIME_BUDGET,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=sized(600, 3600))
     sent = interactions(tmp_path)
