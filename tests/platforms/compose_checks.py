@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from tests.platforms.base_manifests import k8s_deployments
 from tests.platforms.durations import seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,15 +179,6 @@ def service_problems(compose: Mapping[str, Any], base_dir: Path) -> list[str]:
             if not str(published).startswith("127.0.0.1:"):
                 problems.append(f"{where}.ports: {published} is not bound to 127.0.0.1")
     return problems
-
-
-def k8s_deployments(root: Path = ROOT) -> dict[str, dict]:
-    found = {}
-    for path in sorted((root / "k8s" / "base").glob("*-deployment.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == "Deployment":
-                found[document["metadata"]["name"]] = document
-    return found
 
 
 def container_of(deployment: Mapping[str, Any]) -> dict:

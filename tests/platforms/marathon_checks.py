@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
+from tests.platforms.base_manifests import k8s_deployments
 
 ROOT = Path(__file__).resolve().parents[2]
 MARATHON_FILE = ROOT / "mesos" / "marathon.json"
@@ -100,15 +100,6 @@ def structure_problems(group: Mapping[str, Any]) -> list[str]:
             if dependency not in all_apps:
                 problems.append(f"{where}: depends on {dependency}, no app of the group")
     return problems
-
-
-def k8s_deployments(root: Path = ROOT) -> dict[str, dict]:
-    found = {}
-    for path in sorted((root / "k8s" / "base").glob("*-deployment.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == "Deployment":
-                found[document["metadata"]["name"]] = document
-    return found
 
 
 def _cpu(quantity: str) -> float:
