@@ -1,0 +1,196 @@
+"""AuthorizationPolicy to Envoy's RBAC HTTP filter, and the inbound sidecar that enforces it. Pure.
+
+istiod puts the filter on a workload's inbound listener, behind mTLS: the peer's
+certificate carries its SPIFFE identity (``spiffe://cluster.local/ns/NS/sa/SA``),
+which ``source.principals`` match. The shapes follow istiod's builder
+(``pilot/pkg/security/authz/builder``): one RBAC policy per rule, named
+``ns[NS]-policy[NAME]-rule[I]``; in it, one permission per ``to`` and one
+principal per ``from``, each the AND of its fields, each field the OR of its
+values. An ALLOW policy with no rule allows nothing.
+
+``make up`` runs no inbound sidecars (RELIABILITY.md says why); the tests run
+this listener in a real Envoy in front of a real calculator, with certificates
+for the gateway's and another ServiceAccount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from localmesh.translate.bootstrap import _bootstrap
+from localmesh.translate.errors import Fields, TranslationError
+from localmesh.translate.listeners import http_connection_manager, socket_address
+from localmesh.translate.resources import Resource
+
+RBAC_FILTER = "envoy.filters.http.rbac"
+RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+ROUTER_FILTER = "envoy.filters.http.router"
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+TLS_TRANSPORT = "envoy.transport_sockets.tls"
+DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+AUTHORIZATION_POLICY = "AuthorizationPolicy"
+ANY_PERMISSION = {"and_rules": {"rules": [{"any": True}]}}
+ANY_PRINCIPAL = {"and_ids": {"ids": [{"any": True}]}}
+
+
+def spiffe_id(namespace: str, service_account: str, trust_domain: str = "cluster.local") -> str:
+    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+def policies_for(resources: Iterable[Resource], namespace: str, labels: Mapping[str, str]) -> list[Resource]:
+    """The AuthorizationPolicies of ``namespace`` whose selector matches a workload's pod labels."""
+    selected = []
+    for resource in resources:
+        if resource.kind != AUTHORIZATION_POLICY or resource.namespace != namespace:
+            continue
+        wanted = (resource.spec.get("selector") or {}).get("matchLabels") or {}
+        if all(labels.get(key) == value for key, value in wanted.items()):
+            selected.append(resource)
+    return sorted(selected, key=lambda r: r.name)
+
+
+def _string_match(value: str, prefix: str = "") -> dict:
+    """Istio's wildcard strings: "*" any non-empty value, "a*" a prefix, "*a" a suffix, else exact."""
+    if value == "*":
+        return {"safe_regex": {"regex": ".+"}}
+    if value.endswith("*"):
+        return {"prefix": prefix + value[:-1]}
+    if value.startswith("*"):
+        return {"suffix": value[1:]}
+    return {"exact": prefix + value}
+
+
+def _any_of(matchers: list[dict], key: str) -> dict:
+    return {f"or_{key}": {key: matchers}}
+
+
+def _permission(operation: Fields) -> dict:
+    rules = []
+    methods = operation.strings("methods")
+    if methods:
+        rules.append(
+            _any_of([{"header": {"name": ":method", "string_match": {"exact": m}}} for m in methods], "rules")
+        )
+    paths = operation.strings("paths")
+    if paths:
+        rules.append(_any_of([{"url_path": {"path": _string_match(p)}} for p in paths], "rules"))
+    operation.finish()
+    return {"and_rules": {"rules": rules or [{"any": True}]}}
+
+
+def _authenticated(principal_name: dict) -> dict:
+    return {"authenticated": {"principal_name": principal_name}}
+
+
+def _principal(source: Fields) -> dict:
+    ids = []
+    principals = source.strings("principals")
+    if principals:
+        ids.append(_any_of([_authenticated(_string_match(p, "spiffe://")) for p in principals], "ids"))
+    namespaces = source.strings("namespaces")
+    if namespaces:
+        in_namespace = [_authenticated({"safe_regex": {"regex": f".*/ns/{n}/.*"}}) for n in namespaces]
+        ids.append(_any_of(in_namespace, "ids"))
+    source.finish()
+    return {"and_ids": {"ids": ids or [{"any": True}]}}
+
+
+def rbac_filter(policies: Iterable[Resource]) -> dict | None:
+    """The RBAC filter of a workload's inbound listener; None when no policy selects it (all allowed)."""
+    rbac_policies: dict[str, dict] = {}
+    selected = False
+    for resource in policies:
+        spec = Fields(resource.spec, "spec", resource.origin)
+        spec.raw("selector")  # read by policies_for
+        action = spec.text("action", "ALLOW")
+        if action != "ALLOW":
+            raise resource.origin.unsupported("spec.action", action, "only ALLOW policies are translated")
+        selected = True
+        for index, rule in enumerate(spec.mappings("rules")):
+            permissions = []
+            for target in rule.mappings("to"):
+                operation = target.mapping("operation")
+                permissions.append(_permission(operation) if operation else ANY_PERMISSION)
+                target.finish()
+            principals = []
+            for origin in rule.mappings("from"):
+                source = origin.mapping("source")
+                principals.append(_principal(source) if source else ANY_PRINCIPAL)
+                origin.finish()
+            rule.finish()
+            name = f"ns[{resource.namespace}]-policy[{resource.name}]-rule[{index}]"
+            rbac_policies[name] = {
+                "permissions": permissions or [ANY_PERMISSION],
+                "principals": principals or [ANY_PRINCIPAL],
+            }
+        spec.finish()
+    if not selected:
+        return None
+    rules = {"action": "ALLOW", "policies": rbac_policies}
+    return {"name": RBAC_FILTER, "typed_config": {"@type": RBAC_TYPE, "rules": rules}}
+
+
+def inbound_bootstrap(
+    policies: Iterable[Resource],
+    *,
+    workload: str,
+    app_port: int,
+    listen_port: int,
+    admin_port: int,
+    certificate: Mapping[str, str],
+    access_log_path: str = "/dev/stdout",
+    address: str = "127.0.0.1",
+) -> dict:
+    """The inbound sidecar of one replica: mTLS STRICT on ``listen_port``, the RBAC filter, the app behind.
+
+    ``certificate`` holds PEM file paths: ``cert`` and ``key`` (the workload's own
+    identity) and ``ca`` (the mesh's root, which every peer's certificate must chain to).
+    """
+    if not certificate.get("ca") or not certificate.get("cert") or not certificate.get("key"):
+        raise TranslationError(f"inbound sidecar of {workload}: needs cert, key and ca")
+    app_cluster = f"inbound|{app_port}||"
+    to_app = {"match": {"prefix": "/"}, "route": {"cluster": app_cluster}}
+    route_config = {
+        "name": app_cluster,
+        "virtual_hosts": [{"name": "inbound|http", "domains": ["*"], "routes": [to_app]}],
+    }
+    name = f"inbound_0.0.0.0_{app_port}"
+    proxy = f"sidecar~{workload}~inbound"
+    hcm = http_connection_manager(name, route_config, access_log_path, proxy, edge=False, forward_proxy=False)
+    rbac = rbac_filter(policies)
+    router = {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}}
+    hcm["http_filters"] = [rbac, router] if rbac else [router]
+    tls = {
+        "@type": DOWNSTREAM_TLS_TYPE,
+        # PeerAuthentication STRICT: no certificate, no connection.
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"filename": certificate["cert"]},
+                    "private_key": {"filename": certificate["key"]},
+                }
+            ],
+            "validation_context": {"trusted_ca": {"filename": certificate["ca"]}},
+        },
+    }
+    listener = {
+        "name": name,
+        "address": socket_address(address, listen_port),
+        "filter_chains": [
+            {
+                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
+                "transport_socket": {"name": TLS_TRANSPORT, "typed_config": tls},
+            }
+        ],
+    }
+    app = {
+        "name": app_cluster,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "load_assignment": {
+            "cluster_name": app_cluster,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(address, app_port)}}]}],
+        },
+    }
+    return _bootstrap(f"sidecar~{address}~{workload}~inbound", workload, address, admin_port, listener, [app])
