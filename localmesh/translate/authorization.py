@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from localmesh.translate.bootstrap import _bootstrap
+from localmesh.translate.bootstrap import envoy_bootstrap
 from localmesh.translate.errors import Fields, TranslationError
 from localmesh.translate.listeners import http_connection_manager, socket_address
 from localmesh.translate.resources import Resource
@@ -193,4 +193,5 @@ def inbound_bootstrap(
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(address, app_port)}}]}],
         },
     }
-    return _bootstrap(f"sidecar~{address}~{workload}~inbound", workload, address, admin_port, listener, [app])
+    node = f"sidecar~{address}~{workload}~inbound"
+    return envoy_bootstrap(node, workload, address, admin_port, listener, [app])

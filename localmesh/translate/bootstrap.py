@@ -30,9 +30,10 @@ ISTIO_STATS_CONFIG = {
 }
 
 
-def _bootstrap(
+def envoy_bootstrap(
     node_id: str, node_cluster: str, address: str, admin_port: int, listener: dict, clusters: list[dict]
 ) -> dict:
+    """One listener and its clusters, with the node, admin address and stats of every Envoy here."""
     return {
         "node": {"id": node_id, "cluster": node_cluster},
         "admin": {"address": socket_address(address, admin_port)},
@@ -148,7 +149,7 @@ def ingress_bootstrap(
         INGRESS_STAT_PREFIX, route_config, access_log_path, node, edge=True, forward_proxy=False
     )
     listener = http_listener(f"0.0.0.0_{server_port}", address, listen_port, hcm)
-    return _bootstrap(
+    return envoy_bootstrap(
         f"router~{address}~{node}~{namespace}.{DOMAIN_SUFFIX}", node, address, admin_port, listener, clusters
     )
 
@@ -226,6 +227,6 @@ def sidecar_bootstrap(
         SIDECAR_STAT_PREFIX, route_config, access_log_path, f"sidecar~{node}", edge=False, forward_proxy=True
     )
     listener = http_listener("outbound_http_proxy", address, listen_port, hcm)
-    return _bootstrap(
+    return envoy_bootstrap(
         f"sidecar~{address}~{node}~{namespace}.{DOMAIN_SUFFIX}", node_cluster, address, admin_port, listener, clusters
     )
