@@ -38,7 +38,11 @@ def spiffe_id(namespace: str, service_account: str, trust_domain: str = "cluster
 
 
 def policies_for(resources: Iterable[Resource], namespace: str, labels: Mapping[str, str]) -> list[Resource]:
-    """The AuthorizationPolicies of ``namespace`` whose selector matches a workload's pod labels."""
+    """The AuthorizationPolicies of ``namespace`` whose selector matches a workload's pod labels.
+
+    Mesh-wide policies (in Istio's root namespace, istio-system) are not looked up:
+    the manifests have none, and the inbound sidecar is built per workload.
+    """
     selected = []
     for resource in resources:
         if resource.kind != AUTHORIZATION_POLICY or resource.namespace != namespace:
