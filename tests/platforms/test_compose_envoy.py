@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 import socket
 import subprocess
 import sys
@@ -82,6 +83,11 @@ def local_envoy_config(upstreams: dict[str, list[int]], listener_ports: dict[str
         endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
         host = endpoints[0]["endpoint"]["address"]["socket_address"]["address"]
         if host in upstreams:
+            # Compose's DNS names become loopback ports: a STATIC cluster of them. (Kept as a DNS
+            # cluster, Envoy 1.40 sent every request of a run to the first of two 127.0.0.1
+            # endpoints, both healthy: no test of retries or ejection could run.)
+            cluster.pop("cluster_type", None)
+            cluster["type"] = "STATIC"
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
                 {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
                 for port in upstreams[host]
@@ -140,6 +146,16 @@ def mesh(tmp_path_factory):
                 return False
             return len(flags) == 4 and all(line.endswith("::healthy") for line in flags)
 
+        def apps_ready() -> bool:
+            for port in [p for group in ports.values() for p in group]:
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status != 200:
+                        return False
+                except OSError:
+                    return False
+            return True
+
+        wait_until(apps_ready, "every app ready")
         wait_until(all_hosts_healthy, "every upstream to pass Envoy's /readyz health check")
         yield {"ingress": listener_ports["ingress_8080"], "stats": listener_ports["prometheus_stats"], "admin": admin}
     finally:
@@ -171,12 +187,15 @@ def test_canary_header_always_reaches_v2(mesh):
 
 
 def test_split_sends_about_a_tenth_to_v2_and_retries_and_ejection_hide_the_failing_replica(mesh):
-    results = [post(mesh["ingress"], SAMPLE) for _ in range(200)]
+    # Four clients at once, as a demo's load would be. (With an active health check on the
+    # calculator clusters, LEAST_REQUEST sent every v1 request of a run to one replica,
+    # healthy or failing, retries included: compose/envoy/envoy.yaml has none since.)
+    with ThreadPoolExecutor(max_workers=4) as clients:
+        results = list(clients.map(lambda _: post(mesh["ingress"], SAMPLE), range(200)))
     successes = [body for status, body in results if status == 200]
     # Half of v1's replicas always fail. Retries and the ejection keep nearly
-    # every answer good, not all: until the failing replica is ejected, LEAST_REQUEST
-    # (istiod's default balancer) often sends all 3 attempts to it, and the client
-    # gets 503 (URX); after that, none fails. Seen here: 0 to 10 failures in 200.
+    # every answer good, not all: until the failing replica is ejected, an attempt
+    # and its retries may all land on it, and the client gets 503 (URX).
     assert len(successes) >= 0.9 * len(results), Counter(status for status, _ in results)
     share = Counter(body["version"] for body in successes)["v2"] / len(successes)
     # 10 % nominal; 2..25 % is more than 3 standard deviations either side for 200 draws.
