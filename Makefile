@@ -52,7 +52,7 @@ $(CHECKOV): tests/reliability/checkov-constraints.txt
 
 # The reliability figures of RELIABILITY.md: the quick profile runs in make
 # test; the full one (30 s overload, 100k requests, 5,000 generated requests)
-# takes about 40 minutes.
+# takes about 25 minutes on 2 cores.
 reliability-quick: $(INSTALLED) $(CHECKOV)
 	$(BIN)/python -m pytest tests/reliability
 
