@@ -690,6 +690,17 @@ def _replica_counts(mesh) -> dict[str, Counter]:
     return {pod: calcular_requests(mesh.services[pod].url) for pod in CALCULATOR_PODS}
 
 
+def load_figures(result) -> dict:
+    """The Measurement fields every run takes from its load, on the local mesh or on kind."""
+    return {
+        "requests": result.requests,
+        "answered": len(result.samples),
+        "seconds": round(result.seconds, 2),
+        "statuses": dict(Counter(s.status for s in result.samples)),
+        "latency": latency_summary(result),
+    }
+
+
 def summarize_calls(entries: list[dict]) -> dict:
     """The gateway sidecars' access-log entries of calls to the calculator, counted. Pure."""
     calls = [e for e in entries if e.get("path") == "/calcular"]
@@ -803,11 +814,7 @@ def measure_local(mesh, scenario: Scenario, progress: Progress | None = None) ->
     ingress_flags = Counter(flag for entry in ingress.read() for flag in flags_of(entry))
     return Measurement(
         where="local",
-        requests=result.requests,
-        answered=len(result.samples),
-        seconds=round(result.seconds, 2),
-        statuses=dict(Counter(s.status for s in result.samples)),
-        latency=latency_summary(result),
+        **load_figures(result),
         ingress_flags=dict(ingress_flags),
         replicas=replicas,
         envoy=dict(envoy),

@@ -29,7 +29,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from localmesh.demo import Measurement, Progress, Scenario, latency_summary, summarize_calls
+from localmesh.demo import Measurement, Progress, Scenario, load_figures, summarize_calls
 from localmesh.load import run_load
 from localmesh.observe import flags_of
 from localmesh.processes import wait_until
@@ -129,11 +129,7 @@ def _measure(scenario: Scenario) -> Measurement:
     calls["attempts"] = None  # not in Istio's default format
     return Measurement(
         where="kind",
-        requests=result.requests,
-        answered=len(result.samples),
-        seconds=round(result.seconds, 2),
-        statuses=dict(Counter(s.status for s in result.samples)),
-        latency=latency_summary(result),
+        **load_figures(result),
         ingress_flags=dict(Counter(f for e in ingress for f in flags_of(e))),
         killed=killed or None,
         notes=["kind: the replicas' and sidecars' own counters are not read (n/a checks)"],
