@@ -13,12 +13,18 @@ import argparse
 import copy
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from bench import procstat
 from bench.loadgen import run_wrk
 from bench.topology import Topology
+from localmesh.processes import wait_until
+
+DRAINING = "listener_manager.total_listeners_draining"
+
+
+def draining(envoy) -> int:
+    return envoy.stats(DRAINING).get(DRAINING, 0)
 
 
 def user_system_seconds(pid: int) -> tuple[float, float]:
@@ -53,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, bootstraps in variants.items():
                 for envoy_name, envoy in topology.mesh.envoys.items():
                     envoy.reconfigure(bootstraps[envoy_name])
-                time.sleep(2.5)  # past the listeners' drain (--drain-time-s 2)
+                # The old listeners (with or without the log) drained before measuring.
+                wait_until(lambda: not any(draining(e) for e in topology.mesh.envoys.values()), 10, what="drained")
                 before = {n: user_system_seconds(p) for n, p in envoys.items()}
                 apps_before = {n: procstat.cpu_seconds(procstat.tree(p)) for n, p in apps.items()}
                 load = run_wrk(topology.url("mesh"), args.seconds, 16)

@@ -10,9 +10,11 @@ import math
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from localmesh.processes import wait_until
 from servicekit import errors, gunicorn_worker
 from tests.reliability.support import raw_exchange, record, sized, status_of
 from tests.support import post_json, running_mesh, scrape
@@ -104,6 +106,17 @@ def test_malformed_requests_get_a_clean_4xx(mesh, target):
     assert (status, body["resultado"]) == (200, 5)
 
 
+def accept_queue(port: int) -> int | None:
+    """Connections waiting to be accepted on 127.0.0.1:``port`` (a listening socket's rx_queue in
+    /proc/net/tcp); None if nothing listens there."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state = int(fields[1].split(":")[1], 16), fields[3]
+        if state == "0A" and local_port == port:  # 0A: LISTEN
+            return int(fields[4].split(":")[1], 16)
+    return None
+
+
 class SlowClients:
     """``count`` connections that each send a request a few bytes at a time, ``interval`` apart
     (slowloris), or the headers and part of the body and then nothing (a stalled upload)."""
@@ -167,7 +180,8 @@ def test_slow_clients_do_not_exhaust_the_workers(mesh, mode, target):
     seconds = sized(8, 30)
     timings = []
     with SlowClients(port, count, seconds, mode):
-        time.sleep(1)  # let every slow connection reach its worker first: a deliberate head start
+        # The slow connections first: every one accepted by the server before the normal requests.
+        wait_until(lambda: accept_queue(port) == 0, 10, what=f"every slow connection accepted on {port}")
         end = time.monotonic() + seconds - 2
         while time.monotonic() < end:
             started = time.monotonic()
