@@ -27,8 +27,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from localmesh.processes import ManagedProcess, wait_until
+from localmesh.translate.envoy_types import HCM_FILTER
 
-HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TYPE_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 TYPE_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 TYPE_CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"

@@ -34,6 +34,10 @@ class Layout:
         return self.root / "istio"
 
     @property
+    def ingress(self) -> Path:
+        return self.istio / "ingress"
+
+    @property
     def scenarios(self) -> Path:
         return self.istio / "scenarios"
 
@@ -103,12 +107,16 @@ def scenario_parts(scenario: str | None) -> list[str]:
 
 
 def load_mesh(layout: Layout, scenario: str | None = None) -> list[Resource]:
-    """k8s/base and istio/, with a scenario's resources replacing the base ones they name.
+    """k8s/base, istio/ and istio/ingress/, with a scenario's resources replacing the base ones they name.
 
     ``scenario`` may join several files with "+" (each replaces one resource,
     as ``kubectl apply`` of each in turn would).
     """
-    resources = load_kustomization(layout.k8s, layout.root) + load_kustomization(layout.istio, layout.root)
+    resources = [
+        *load_kustomization(layout.k8s, layout.root),
+        *load_kustomization(layout.istio, layout.root),
+        *load_kustomization(layout.ingress, layout.root),
+    ]
     parts = scenario_parts(scenario)
     if not parts:
         return resources

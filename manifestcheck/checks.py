@@ -29,18 +29,17 @@ MeshCheck = Callable[[Sequence[Manifest]], list[Finding]]
 
 def mesh_checks(repository: Repository) -> list[MeshCheck]:
     """Checks of the workloads and mesh policy applied together: run on the base and on each scenario."""
+    ingress = ingress_labels(repository.install)
     return [
         check_istio_schema,
         references.check_destination_hosts,
         references.check_subsets,
         references.check_route_weights,
-        functools.partial(
-            references.check_gateway_bindings, ingress_labels=ingress_labels(repository.install)
-        ),
-        references.check_selectors,
+        functools.partial(references.check_gateway_bindings, ingress_labels=ingress),
+        functools.partial(references.check_selectors, ingress_labels=ingress),
         references.check_service_ports,
         references.check_service_accounts,
-        references.check_authorization,
+        functools.partial(references.check_authorization, ingress_labels=ingress),
         references.check_mesh_labels,
         workloads.check_no_proxy_uid,
         workloads.check_security_context,

@@ -19,6 +19,8 @@ from manifestcheck.model import DEFAULT_NAMESPACE, Finding, Manifest
 
 KUBERNETES_BASE = "k8s/base"
 ISTIO = "istio"
+# The ingress gateway's own policy, in its namespace: a kustomization of its own.
+ISTIO_INGRESS = "istio/ingress"
 SCENARIOS = "istio/scenarios"
 ISTIO_INSTALL = "istio/install"
 KIND = "k8s/kind"
@@ -161,6 +163,9 @@ def load_repository(root: Path) -> Repository:
     istio, found = read_kustomization(root, ISTIO)
     problems += found
     namespace = next((m.default_namespace for m in istio), DEFAULT_NAMESPACE)
+    ingress, found = read_kustomization(root, ISTIO_INGRESS)
+    istio += ingress
+    problems += found
 
     scenarios: dict[str, tuple[Manifest, ...]] = {}
     for path in yaml_files(root / SCENARIOS):

@@ -28,6 +28,8 @@ from manifestcheck.model import (
 MESH = "mesh"
 # Labels of the ingress gateway istioctl installs (component istio-ingressgateway).
 DEFAULT_INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+# Where Istio installs the ingress gateway: its own policies (istio/ingress/) live there.
+INGRESS_NAMESPACE = "istio-system"
 # Identities outside the manifests that a policy may name: Istio's ingress gateway.
 EXTERNAL_PRINCIPALS = frozenset({"cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"})
 # Port-name prefixes from which Istio selects a protocol (istio.io "protocol selection").
@@ -248,7 +250,22 @@ def check_gateway_bindings(
 # --- selectors and ports -----------------------------------------------------
 
 
-def check_selectors(manifests: Sequence[Manifest]) -> list[Finding]:
+def workload_labels(policy: Manifest) -> Mapping[str, Any]:
+    """The pod labels an Istio policy selects: ``selector.matchLabels``, or an EnvoyFilter's ``workloadSelector``."""
+    if policy.kind == "EnvoyFilter":
+        return mapping(mapping(policy.spec.get("workloadSelector")).get("labels"))
+    return mapping(mapping(policy.spec.get("selector")).get("matchLabels"))
+
+
+def selects_ingress(policy: Manifest, ingress_labels: Mapping[str, str] = DEFAULT_INGRESS_LABELS) -> bool:
+    """A policy of the ingress gateway: in its namespace, selecting its pods (installed by Istio, not here)."""
+    labels = workload_labels(policy)
+    return policy.namespace == INGRESS_NAMESPACE and bool(labels) and labels_match(labels, ingress_labels)
+
+
+def check_selectors(
+    manifests: Sequence[Manifest], ingress_labels: Mapping[str, str] = DEFAULT_INGRESS_LABELS
+) -> list[Finding]:
     """Every selector of a Service, workload, budget, autoscaler or Istio policy selects pods."""
     templates = pod_templates(manifests)
     findings = []
@@ -312,15 +329,20 @@ def check_selectors(manifests: Sequence[Manifest]) -> list[Finding]:
         "Sidecar",
         "Telemetry",
         "RequestAuthentication",
+        "EnvoyFilter",
     ):
-        labels = mapping(mapping(policy.spec.get("selector")).get("matchLabels"))
-        if labels and not any(labels_match(labels, t.labels) for t in pods_in(policy.namespace)):
+        labels = workload_labels(policy)
+        field = "spec.workloadSelector.labels" if policy.kind == "EnvoyFilter" else "spec.selector.matchLabels"
+        if policy.kind == "EnvoyFilter" and not labels:
+            # Patches below Istio's API belong to the one proxy they were written for.
+            findings.append(policy.finding("selector", field, "missing: the patch applies to every proxy"))
+        elif (
+            labels
+            and not selects_ingress(policy, ingress_labels)
+            and not any(labels_match(labels, t.labels) for t in pods_in(policy.namespace))
+        ):
             findings.append(
-                policy.finding(
-                    "selector",
-                    "spec.selector.matchLabels",
-                    f"{dict(labels)} selects no pod: the policy applies nowhere",
-                )
+                policy.finding("selector", field, f"{dict(labels)} selects no pod: the policy applies nowhere")
             )
     return findings
 
@@ -390,15 +412,33 @@ def check_service_accounts(manifests: Sequence[Manifest]) -> list[Finding]:
     return findings
 
 
+def _names_operations(policy: Manifest) -> bool:
+    rules = sequence(policy.spec.get("rules"))
+    return bool(rules) and all(sequence(mapping(rule).get("to")) for rule in rules)
+
+
 def check_authorization(
-    manifests: Sequence[Manifest], external_principals: frozenset[str] = EXTERNAL_PRINCIPALS
+    manifests: Sequence[Manifest],
+    external_principals: frozenset[str] = EXTERNAL_PRINCIPALS,
+    ingress_labels: Mapping[str, str] = DEFAULT_INGRESS_LABELS,
 ) -> list[Finding]:
-    """ALLOW rules name real identities (no wildcard) and the operations they allow."""
+    """ALLOW rules name real identities (no wildcard) and the operations they allow.
+
+    The ingress gateway's policy names operations only: its callers are the public. A policy
+    whose callers are all the ingress gateway may leave the operations to the ingress's policy,
+    so that the public surface is written in one place.
+    """
     accounts = service_accounts(manifests)
+    policies = of_kind(manifests, "AuthorizationPolicy")
+    edge_decides = any(
+        selects_ingress(p, ingress_labels) and p.spec.get("action", "ALLOW") == "ALLOW" and _names_operations(p)
+        for p in policies
+    )
     findings = []
-    for policy in of_kind(manifests, "AuthorizationPolicy"):
+    for policy in policies:
         if policy.spec.get("action", "ALLOW") != "ALLOW":
             continue
+        at_ingress = selects_ingress(policy, ingress_labels)
         for index, rule in enumerate(sequence(policy.spec.get("rules"))):
             rule = mapping(rule)
             path = f"spec.rules[{index}]"
@@ -408,11 +448,12 @@ def check_authorization(
                 for i, s in enumerate(sources)
                 for j, p in enumerate(sequence(s.get("principals")))
             ]
-            if not principals:
+            if not principals and not at_ingress:
                 findings.append(
                     policy.finding("authorization", f"{path}.from", "allows any caller: name the principals")
                 )
-            if not sequence(rule.get("to")):
+            from_the_edge = bool(principals) and all(p in external_principals for _, _, p in principals)
+            if not sequence(rule.get("to")) and not (from_the_edge and edge_decides):
                 findings.append(
                     policy.finding(
                         "authorization", f"{path}.to", "allows any operation: name methods and paths"

@@ -140,9 +140,11 @@ build_image() {
 }
 
 apply_manifests() {
-	say "applying k8s/base and istio/"
+	say "applying k8s/base, istio/ and istio/ingress/"
 	apply -k "$ROOT/k8s/base"
 	apply -k "$ROOT/istio"
+	# The ingress gateway's own policy (edge limits, public paths), in its namespace.
+	apply -k "$ROOT/istio/ingress"
 	if [[ "$IMAGE_CHANGED" == 1 ]]; then
 		k -n "$NAMESPACE" rollout restart deployment
 	fi
@@ -274,8 +276,9 @@ app_faults() {
 
 reset() {
 	need_cluster
-	say "restoring the base policy (istio/) and removing the calculator's app faults"
+	say "restoring the base policy (istio/, istio/ingress/) and removing the calculator's app faults"
 	apply -k "$ROOT/istio"
+	apply -k "$ROOT/istio/ingress"
 	app_faults off
 }
 

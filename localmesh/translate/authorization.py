@@ -1,4 +1,4 @@
-"""AuthorizationPolicy to Envoy's RBAC HTTP filter, and the inbound sidecar that enforces it. Pure.
+"""AuthorizationPolicy to Envoy's RBAC HTTP filter. Pure.
 
 istiod puts the filter on a workload's inbound listener, behind mTLS: the peer's
 certificate carries its SPIFFE identity (``spiffe://cluster.local/ns/NS/sa/SA``),
@@ -6,28 +6,25 @@ which ``source.principals`` match. The shapes follow istiod's builder
 (``pilot/pkg/security/authz/builder``): one RBAC policy per rule, named
 ``ns[NS]-policy[NAME]-rule[I]``; in it, one permission per ``to`` and one
 principal per ``from``, each the AND of its fields, each field the OR of its
-values. An ALLOW policy with no rule allows nothing.
+values. An ALLOW policy with no rule allows nothing. On the ingress gateway it
+goes first in the listener's filter chain, and rules without ``from`` match any
+client.
 
-``make up`` runs no inbound sidecars (RELIABILITY.md says why); the tests run
-this listener in a real Envoy in front of a real calculator, with certificates
-for the gateway's and another ServiceAccount.
+``make up`` enforces the ingress gateway's policies in its ingress Envoy, and runs
+no inbound sidecars (RELIABILITY.md says why); the tests run the inbound sidecar
+(``bootstrap.inbound_bootstrap``) in a real Envoy in front of a real calculator,
+with certificates for the gateway's and another ServiceAccount.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from localmesh.translate.bootstrap import envoy_bootstrap
-from localmesh.translate.errors import Fields, TranslationError
-from localmesh.translate.listeners import http_connection_manager, socket_address
+from localmesh.translate.errors import Fields
 from localmesh.translate.resources import Resource
 
 RBAC_FILTER = "envoy.filters.http.rbac"
 RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-ROUTER_FILTER = "envoy.filters.http.router"
-ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-TLS_TRANSPORT = "envoy.transport_sockets.tls"
-DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 AUTHORIZATION_POLICY = "AuthorizationPolicy"
 ANY_PERMISSION = {"and_rules": {"rules": [{"any": True}]}}
 ANY_PRINCIPAL = {"and_ids": {"ids": [{"any": True}]}}
@@ -132,70 +129,3 @@ def rbac_filter(policies: Iterable[Resource]) -> dict | None:
         return None
     rules = {"action": "ALLOW", "policies": rbac_policies}
     return {"name": RBAC_FILTER, "typed_config": {"@type": RBAC_TYPE, "rules": rules}}
-
-
-def inbound_bootstrap(
-    policies: Iterable[Resource],
-    *,
-    workload: str,
-    app_port: int,
-    listen_port: int,
-    admin_port: int,
-    certificate: Mapping[str, str],
-    access_log_path: str = "/dev/stdout",
-    address: str = "127.0.0.1",
-) -> dict:
-    """The inbound sidecar of one replica: mTLS STRICT on ``listen_port``, the RBAC filter, the app behind.
-
-    ``certificate`` holds PEM file paths: ``cert`` and ``key`` (the workload's own
-    identity) and ``ca`` (the mesh's root, which every peer's certificate must chain to).
-    """
-    if not certificate.get("ca") or not certificate.get("cert") or not certificate.get("key"):
-        raise TranslationError(f"inbound sidecar of {workload}: needs cert, key and ca")
-    app_cluster = f"inbound|{app_port}||"
-    to_app = {"match": {"prefix": "/"}, "route": {"cluster": app_cluster}}
-    route_config = {
-        "name": app_cluster,
-        "virtual_hosts": [{"name": "inbound|http", "domains": ["*"], "routes": [to_app]}],
-    }
-    name = f"inbound_0.0.0.0_{app_port}"
-    proxy = f"sidecar~{workload}~inbound"
-    hcm = http_connection_manager(name, route_config, access_log_path, proxy, edge=False, forward_proxy=False)
-    rbac = rbac_filter(policies)
-    router = {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}}
-    hcm["http_filters"] = [rbac, router] if rbac else [router]
-    tls = {
-        "@type": DOWNSTREAM_TLS_TYPE,
-        # PeerAuthentication STRICT: no certificate, no connection.
-        "require_client_certificate": True,
-        "common_tls_context": {
-            "tls_certificates": [
-                {
-                    "certificate_chain": {"filename": certificate["cert"]},
-                    "private_key": {"filename": certificate["key"]},
-                }
-            ],
-            "validation_context": {"trusted_ca": {"filename": certificate["ca"]}},
-        },
-    }
-    listener = {
-        "name": name,
-        "address": socket_address(address, listen_port),
-        "filter_chains": [
-            {
-                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
-                "transport_socket": {"name": TLS_TRANSPORT, "typed_config": tls},
-            }
-        ],
-    }
-    app = {
-        "name": app_cluster,
-        "type": "STATIC",
-        "connect_timeout": "10s",
-        "load_assignment": {
-            "cluster_name": app_cluster,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(address, app_port)}}]}],
-        },
-    }
-    node = f"sidecar~{address}~{workload}~inbound"
-    return envoy_bootstrap(node, workload, address, admin_port, listener, [app])

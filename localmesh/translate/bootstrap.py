@@ -1,18 +1,23 @@
-"""Complete Envoy bootstraps: the ingress gateway, and the sidecar of a workload's outbound calls."""
+"""Complete Envoy bootstraps: the ingress gateway, and a workload's outbound and inbound sidecars."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from localmesh.translate.authorization import rbac_filter
 from localmesh.translate.clusters import outbound_clusters
 from localmesh.translate.endpoints import Endpoints
+from localmesh.translate.envoy_filters import apply_envoy_filters
+from localmesh.translate.envoy_types import HCM_FILTER, ROUTER_FILTER, ROUTER_TYPE
 from localmesh.translate.errors import Origin, TranslationError
-from localmesh.translate.gateways import Gateway, Server
+from localmesh.translate.gateways import INGRESS_NAMESPACE, Gateway, Server
 from localmesh.translate.kube import DOMAIN_SUFFIX, Service
 from localmesh.translate.listeners import http_connection_manager, http_listener, socket_address, virtual_host
 from localmesh.translate.manifests import Manifests
+from localmesh.translate.resources import Resource
 from localmesh.translate.routes import RouteContext, cluster_name, default_route, virtual_service_routes
 from localmesh.translate.virtual_services import MESH, VirtualService, visible_in
 
-INGRESS_NAMESPACE = "istio-system"
 INGRESS_STAT_PREFIX = "ingressgateway"  # stats: http.ingressgateway.*
 SIDECAR_STAT_PREFIX = "sidecar_outbound"  # stats: http.sidecar_outbound.*
 
@@ -148,6 +153,11 @@ def ingress_bootstrap(
     hcm = http_connection_manager(
         INGRESS_STAT_PREFIX, route_config, access_log_path, node, edge=True, forward_proxy=False
     )
+    # istiod's order: the authorization filter first, then what the EnvoyFilters insert.
+    rbac = rbac_filter(manifests.ingress_policies)
+    if rbac is not None:
+        hcm["http_filters"] = [rbac, *hcm["http_filters"]]
+    hcm = apply_envoy_filters(hcm, manifests.envoy_filters)
     listener = http_listener(f"0.0.0.0_{server_port}", address, listen_port, hcm)
     return envoy_bootstrap(
         f"router~{address}~{node}~{namespace}.{DOMAIN_SUFFIX}", node, address, admin_port, listener, clusters
@@ -230,3 +240,76 @@ def sidecar_bootstrap(
     return envoy_bootstrap(
         f"sidecar~{address}~{node}~{namespace}.{DOMAIN_SUFFIX}", node_cluster, address, admin_port, listener, clusters
     )
+
+
+# -- sidecar (inbound) --------------------------------------------------------------------------------
+
+TLS_TRANSPORT = "envoy.transport_sockets.tls"
+DOWNSTREAM_TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+
+
+def inbound_bootstrap(
+    policies: Iterable[Resource],
+    *,
+    workload: str,
+    app_port: int,
+    listen_port: int,
+    admin_port: int,
+    certificate: Mapping[str, str],
+    access_log_path: str = "/dev/stdout",
+    address: str = "127.0.0.1",
+) -> dict:
+    """The inbound sidecar of one replica: mTLS STRICT on ``listen_port``, the RBAC filter, the app behind.
+
+    ``certificate`` holds PEM file paths: ``cert`` and ``key`` (the workload's own
+    identity) and ``ca`` (the mesh's root, which every peer's certificate must chain to).
+    """
+    if not certificate.get("ca") or not certificate.get("cert") or not certificate.get("key"):
+        raise TranslationError(f"inbound sidecar of {workload}: needs cert, key and ca")
+    app_cluster = f"inbound|{app_port}||"
+    to_app = {"match": {"prefix": "/"}, "route": {"cluster": app_cluster}}
+    route_config = {
+        "name": app_cluster,
+        "virtual_hosts": [{"name": "inbound|http", "domains": ["*"], "routes": [to_app]}],
+    }
+    name = f"inbound_0.0.0.0_{app_port}"
+    proxy = f"sidecar~{workload}~inbound"
+    hcm = http_connection_manager(name, route_config, access_log_path, proxy, edge=False, forward_proxy=False)
+    rbac = rbac_filter(policies)
+    router = {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}}
+    hcm["http_filters"] = [rbac, router] if rbac else [router]
+    tls = {
+        "@type": DOWNSTREAM_TLS_TYPE,
+        # PeerAuthentication STRICT: no certificate, no connection.
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"filename": certificate["cert"]},
+                    "private_key": {"filename": certificate["key"]},
+                }
+            ],
+            "validation_context": {"trusted_ca": {"filename": certificate["ca"]}},
+        },
+    }
+    listener = {
+        "name": name,
+        "address": socket_address(address, listen_port),
+        "filter_chains": [
+            {
+                "filters": [{"name": HCM_FILTER, "typed_config": hcm}],
+                "transport_socket": {"name": TLS_TRANSPORT, "typed_config": tls},
+            }
+        ],
+    }
+    app = {
+        "name": app_cluster,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "load_assignment": {
+            "cluster_name": app_cluster,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(address, app_port)}}]}],
+        },
+    }
+    node = f"sidecar~{address}~{workload}~inbound"
+    return envoy_bootstrap(node, workload, address, admin_port, listener, [app])

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from localmesh.translate.errors import Fields, Origin
 from localmesh.translate.resources import Resource
 
+# The one ingress gateway: its pod labels and namespace, as Istio installs it.
 INGRESS_SELECTOR = {"istio": "ingressgateway"}
+INGRESS_NAMESPACE = "istio-system"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from localmesh.translate.envoy_types import HCM_FILTER, HCM_TYPE, ROUTER_FILTER, ROUTER_TYPE
 from localmesh.translate.routes import CORS_FILTER, FAULT_FILTER, FAULT_TYPE
 
-HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 
 # One JSON object per request; the flags and the cluster/host prove which mesh behaviour acted.
@@ -54,10 +54,7 @@ def http_filters() -> list[dict]:
             "name": CORS_FILTER,
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
         },
-        {
-            "name": "envoy.filters.http.router",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-        },
+        {"name": ROUTER_FILTER, "typed_config": {"@type": ROUTER_TYPE}},
     ]
 
 
@@ -102,6 +99,6 @@ def http_listener(name: str, address: str, port: int, hcm: dict) -> dict:
         "name": name,
         "address": socket_address(address, port),
         "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+            {"filters": [{"name": HCM_FILTER, "typed_config": hcm}]}
         ],
     }

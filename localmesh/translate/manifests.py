@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from localmesh.translate.authorization import AUTHORIZATION_POLICY, policies_for, rbac_filter
 from localmesh.translate.destination_rules import DestinationRule, parse_destination_rule
+from localmesh.translate.envoy_filters import EnvoyFilter, parse_envoy_filter
 from localmesh.translate.errors import Origin, TranslationError
-from localmesh.translate.gateways import Gateway, parse_gateway
+from localmesh.translate.gateways import INGRESS_NAMESPACE, INGRESS_SELECTOR, Gateway, parse_gateway
 from localmesh.translate.kube import Deployment, Service, parse_deployment, parse_service
 from localmesh.translate.resources import Resource, check_kind, is_cluster_only
 from localmesh.translate.virtual_services import MESH, Destination, VirtualService, parse_virtual_service, visible_in
@@ -20,6 +22,8 @@ class Manifests:
     gateways: dict[str, Gateway]  # by "namespace/name"
     virtual_services: tuple[VirtualService, ...]
     destination_rules: tuple[DestinationRule, ...]
+    envoy_filters: tuple[EnvoyFilter, ...]  # the ingress gateway's
+    ingress_policies: tuple[Resource, ...]  # AuthorizationPolicies of the ingress gateway
     enforced: tuple[Resource, ...]  # what the local Envoys enforce
     cluster_only: tuple[Resource, ...]  # applied on a cluster only (PeerAuthentication, AuthorizationPolicy...)
 
@@ -46,6 +50,8 @@ def read_manifests(resources: Iterable[Resource]) -> Manifests:
     gateways: dict[str, Gateway] = {}
     virtual_services: list[VirtualService] = []
     destination_rules: list[DestinationRule] = []
+    envoy_filters: list[EnvoyFilter] = []
+    ingress_policies: list[Resource] = []
     for resource in resources:
         check_kind(resource)
         if resource.key in seen:
@@ -53,6 +59,12 @@ def read_manifests(resources: Iterable[Resource]) -> Manifests:
                 f"{resource.source}: {resource.origin.ref}: also defined in {seen[resource.key].source}"
             )
         seen[resource.key] = resource
+        if _at_ingress(resource):
+            # The ingress gateway's policy is enforced by the local ingress, as on a cluster.
+            rbac_filter([resource])  # refuses what it cannot translate, now rather than at start
+            ingress_policies.append(resource)
+            enforced.append(resource)
+            continue
         if is_cluster_only(resource):
             cluster_only.append(resource)
             continue
@@ -68,6 +80,8 @@ def read_manifests(resources: Iterable[Resource]) -> Manifests:
             gateways[gateway.key] = gateway
         elif resource.kind == "VirtualService":
             virtual_services.append(parse_virtual_service(resource))
+        elif resource.kind == "EnvoyFilter":
+            envoy_filters.append(parse_envoy_filter(resource))
         else:
             destination_rules.append(parse_destination_rule(resource))
     manifests = Manifests(
@@ -76,12 +90,21 @@ def read_manifests(resources: Iterable[Resource]) -> Manifests:
         gateways,
         tuple(virtual_services),
         tuple(destination_rules),
+        tuple(envoy_filters),
+        tuple(ingress_policies),
         tuple(enforced),
         tuple(cluster_only),
     )
     _check_destination_rules(manifests)
     _check_virtual_services(manifests)
     return manifests
+
+
+def _at_ingress(resource: Resource) -> bool:
+    """An AuthorizationPolicy that selects the ingress gateway, in its namespace."""
+    return resource.kind == AUTHORIZATION_POLICY and bool(
+        policies_for([resource], INGRESS_NAMESPACE, INGRESS_SELECTOR)
+    )
 
 
 def _check_destination_rules(manifests: Manifests) -> None:

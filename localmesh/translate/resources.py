@@ -15,6 +15,7 @@ TRANSLATED = {
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     *((version, kind) for version in NETWORKING_VERSIONS for kind in ("Gateway", "VirtualService", "DestinationRule")),
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"),
 }
 
 # API groups and kinds that change nothing a local Envoy routes: applied on a

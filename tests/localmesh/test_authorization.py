@@ -18,7 +18,8 @@ from localmesh.envoy import EnvoyProcess, envoy_binary
 from localmesh.loader import Layout, load_mesh
 from localmesh.processes import free_ports
 from localmesh.translate import read_manifests
-from localmesh.translate.authorization import inbound_bootstrap, policies_for, spiffe_id
+from localmesh.translate.authorization import policies_for, spiffe_id
+from localmesh.translate.bootstrap import inbound_bootstrap
 from tests.localmesh.certificates import MeshCA
 from tests.support import CALCULATOR_APP, ROOT
 

@@ -13,7 +13,7 @@ from localmesh.translate import TranslationError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("directory", ["k8s/base", "istio"])
+@pytest.mark.parametrize("directory", ["k8s/base", "istio", "istio/ingress"])
 def test_loader_agrees_with_kubectl_kustomize(directory):
     kubectl = shutil.which("kubectl")
     if kubectl is None:

@@ -234,6 +234,51 @@ def test_an_allow_rule_must_name_callers_and_operations(repo_copy):
     }
 
 
+INGRESS_POLICY = "istio/ingress/ingressgateway-authorizationpolicy.yaml"
+INGRESS_FILTER = "istio/ingress/ingressgateway-envoyfilter.yaml"
+
+
+def test_the_ingress_policy_admits_the_public_and_names_the_operations(repo_copy):
+    assert run(repo_copy, references.check_authorization) == []
+    repo_copy.edit(INGRESS_POLICY, lambda d: d["spec"].update(rules=[{}]))
+    findings = run(repo_copy, references.check_authorization)
+    # Its callers are the public (no principals to name), but what they may ask must be written.
+    # Without it, the gateway's policy (callers: the ingress only) names no operation either.
+    assert {(f.file, f.field) for f in findings} == {
+        (INGRESS_POLICY, "spec.rules[0].to"),
+        ("istio/gateway-authorizationpolicy.yaml", "spec.rules[0].to"),
+    }
+
+
+def test_a_policy_left_to_the_edge_must_have_only_the_ingress_as_caller(repo_copy):
+    repo_copy.edit(
+        "istio/gateway-authorizationpolicy.yaml",
+        lambda d: d["spec"]["rules"][0]["from"][0]["source"].update(principals=["cluster.local/ns/meshcalc/sa/gateway"]),
+    )
+    (finding,) = run(repo_copy, references.check_authorization)
+    assert (finding.file, finding.field) == ("istio/gateway-authorizationpolicy.yaml", "spec.rules[0].to")
+
+
+@pytest.mark.parametrize(
+    "file, change, field, message",
+    [
+        (INGRESS_POLICY, lambda d: d["spec"]["selector"].update(matchLabels={"istio": "edge"}),
+         "spec.selector.matchLabels", "selects no pod"),
+        (INGRESS_FILTER, lambda d: d["spec"]["workloadSelector"].update(labels={"istio": "edge"}),
+         "spec.workloadSelector.labels", "selects no pod"),
+        (INGRESS_FILTER, lambda d: d["spec"].pop("workloadSelector"),
+         "spec.workloadSelector.labels", "applies to every proxy"),
+    ],
+    ids=["policy", "envoyfilter", "envoyfilter-everywhere"],
+)
+def test_the_ingress_policies_must_select_the_ingress_gateway(repo_copy, file, change, field, message):
+    assert run(repo_copy, references.check_selectors) == []
+    repo_copy.edit(file, change)
+    (finding,) = run(repo_copy, references.check_selectors)
+    assert (finding.file, finding.field) == (file, field)
+    assert message in finding.message
+
+
 def test_the_ingress_gateway_identity_is_known(repository):
     policy = next(m for m in repository.istio if m.kind == "AuthorizationPolicy" and m.name == "gateway")
     principal = policy.spec["rules"][0]["from"][0]["source"]["principals"][0]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from manifestcheck.checks import mesh_checks, offline_checks
-from manifestcheck.loading import ISTIO, KUBERNETES_BASE
+from manifestcheck.loading import ISTIO, ISTIO_INGRESS, KUBERNETES_BASE
 from tests.manifestcheck.conftest import REPO_ROOT
 
 
@@ -61,7 +62,7 @@ def test_canary_90_10_is_the_base_virtual_service(repository):
 @pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl not installed (its built-in kustomize is the reference)"
 )
-@pytest.mark.parametrize("directory", [KUBERNETES_BASE, ISTIO])
+@pytest.mark.parametrize("directory", [KUBERNETES_BASE, ISTIO, ISTIO_INGRESS])
 def test_the_local_loader_reads_what_kustomize_builds(repository, directory):
     """Our loader (resources + namespace only) sees the same objects as `kubectl kustomize`."""
     built = subprocess.run(
@@ -76,7 +77,7 @@ def test_the_local_loader_reads_what_kustomize_builds(repository, directory):
         for d in yaml.safe_load_all(built)
         if d
     )
-    loaded = repository.kubernetes if directory == KUBERNETES_BASE else repository.istio
+    loaded = [m for m in repository.mesh if Path(m.source).parent.as_posix() == directory]
     # kustomize gives cluster-scoped objects (the Namespace) no namespace.
     from_loader = sorted((m.kind, None if m.kind == "Namespace" else m.namespace, m.name) for m in loaded)
     assert from_loader == from_kustomize

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from localmesh.mesh import Mesh
-from tests.support import ROOT
+from tests.support import ROOT, scrape
 
 # quick: the default, in `make test` and CI; full: `make reliability` (RELIABILITY_PROFILE=full).
 PROFILE = os.environ.get("RELIABILITY_PROFILE", "quick")
@@ -174,6 +174,16 @@ class Load:
         while len(self.results) < sent:
             assert time.monotonic() < deadline, f"only {len(self.results)} of {sent} answers in {timeout:.0f}s"
             time.sleep(0.02)
+
+
+def app_5xx(mesh: Mesh) -> int:
+    """5xx answered by the apps themselves, over every replica, from their /metrics."""
+    return sum(
+        int(value)
+        for service in mesh.services.values()
+        for (name, labels), value in scrape(service).items()
+        if name == "http_server_requests_total" and dict(labels)["status"].startswith("5")
+    )
 
 
 def success_rate(results: list[Result]) -> float:

@@ -16,8 +16,8 @@ import pytest
 
 from localmesh.processes import wait_until
 from servicekit import errors, gunicorn_worker
-from tests.reliability.support import raw_exchange, record, sized, status_of
-from tests.support import post_json, running_mesh, scrape
+from tests.reliability.support import app_5xx, raw_exchange, record, sized, status_of
+from tests.support import post_json, running_mesh
 
 pytestmark = pytest.mark.processes
 
@@ -47,15 +47,6 @@ def request(path: str = "/calcular", headers: list[tuple[str, str]] = (), body: 
     lines = [f"POST {path} HTTP/1.1", "Host: meshcalc", "Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def app_5xx(mesh) -> int:
-    return sum(
-        int(value)
-        for service in mesh.services.values()
-        for (name, labels), value in scrape(service).items()
-        if name == "http_server_requests_total" and dict(labels)["status"].startswith("5")
-    )
 
 
 def assert_clean_refusal(response: bytes, allowed: set[int]) -> int:

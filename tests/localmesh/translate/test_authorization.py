@@ -10,7 +10,8 @@ import pytest
 from localmesh.envoy import envoy_binary
 from localmesh.loader import Layout, load_mesh
 from localmesh.translate import TranslationError, read_manifests
-from localmesh.translate.authorization import inbound_bootstrap, policies_for, rbac_filter, spiffe_id
+from localmesh.translate.authorization import policies_for, rbac_filter, spiffe_id
+from localmesh.translate.bootstrap import inbound_bootstrap
 from localmesh.translate.resources import Resource
 from tests.localmesh.certificates import MeshCA
 from tests.support import ROOT

@@ -9,15 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from localmesh.loader import Layout, load_mesh
 from localmesh.translate import (
     deployment_replicas,
     ingress_bootstrap,
     local_endpoints,
-    overlay,
     read_manifests,
-    resources_from_documents,
     sidecar_bootstrap,
 )
 from tests.localmesh.translate.support import CALCULATOR_DR, LOCAL_PORTS, manifests
@@ -256,43 +254,13 @@ def test_validation_rejects_a_broken_bootstrap(tmp_path):
     assert "unknown cluster" in output
 
 
-def load_documents(path: Path, namespace: str) -> list:
-    with path.open() as stream:
-        documents = [(str(path.relative_to(REPO)), doc) for doc in yaml.safe_load_all(stream)]
-    return resources_from_documents(documents, default_namespace=namespace)
-
-
-def kustomization(folder: Path) -> tuple[list, str]:
-    """The resources a kustomization.yaml lists (only ``resources:`` and ``namespace:``, as the runner reads it)."""
-    with (folder / "kustomization.yaml").open() as stream:
-        spec = yaml.safe_load(stream)
-    namespace = spec.get("namespace", "default")
-    resources = []
-    for name in spec.get("resources", []):
-        resources.extend(load_documents(folder / name, namespace))
-    return resources, namespace
-
-
-def repository_manifests() -> tuple[list, dict[str, list]]:
-    """The project's own k8s/base and istio/ kustomizations, and each istio/scenarios/ file as an overlay."""
-    topology, _ = kustomization(REPO / "k8s" / "base")
-    policy, namespace = kustomization(REPO / "istio")
-    scenarios = {
-        path.stem: load_documents(path, namespace) for path in sorted((REPO / "istio" / "scenarios").glob("*.yaml"))
-    }
-    return topology + policy, scenarios
-
-
 @needs_envoy
-@pytest.mark.skipif(
-    not ((REPO / "k8s" / "base" / "kustomization.yaml").exists() and (REPO / "istio" / "kustomization.yaml").exists()),
-    reason="the project has no k8s/base and istio/ kustomizations yet",
-)
 def test_the_projects_own_manifests_translate_and_validate(tmp_path):
-    base, scenarios = repository_manifests()
+    # The runner's own loader: k8s/base, istio/, istio/ingress/ and each scenario over them.
+    layout = Layout(REPO)
     configs = {}
-    for label, scenario in {"base": [], **scenarios}.items():
-        mesh = read_manifests(overlay(base, scenario))
+    for label in ["base", *layout.scenario_names()]:
+        mesh = read_manifests(load_mesh(layout, label))
         next_port = iter(range(20000, 30000))
         ports = {key: [next(next_port) for _ in range(count)] for key, count in deployment_replicas(mesh).items()}
         for name, config in bootstraps(mesh, ports).items():
