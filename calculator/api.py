@@ -2,49 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
 from flask import Blueprint, Response, jsonify, request
 
-from calculator import arithmetic
+from calculator import arithmetic, jsondecode
 from calculator.arithmetic import CalculationError
 from calculator.config import CalculatorSettings
 from calculator.results import ResultsFile
-from servicekit.errors import ApiError
+from servicekit.errors import MESSAGES, ApiError
+from servicekit.inbound import read_body
 from servicekit.telemetry import Telemetry
 
 VERSION_HEADER = "X-Calculator-Version"
 FAULT_HEADER = "X-Calculator-Fault"
-MSG_INVALID_JSON = "El cuerpo no es JSON válido"
 MSG_FAULT = "Fallo inyectado a propósito (FAULT_FAILURE_RATE): demostración de tolerancia a fallas"
-# 20 characters hold any 64-bit integer; longer ones are refused before int()
-# turns them into numbers at quadratic cost.
-_MAX_INT_LITERAL = 20
 
 
-def _reject_constant(name: str):
-    raise CalculationError(arithmetic.MSG_OPERAND_OUT_OF_RANGE)
-
-
-def _parse_int(literal: str) -> int:
-    if len(literal.lstrip("-")) > _MAX_INT_LITERAL:
-        raise CalculationError(arithmetic.MSG_OPERAND_OUT_OF_RANGE)
-    return int(literal)
-
-
-def decode_json_body() -> object:
-    """The request body as JSON, refusing what Python's json accepts but JSON does not."""
+def decode_json_body(max_bytes: int) -> object:
+    """The request body as JSON (``calculator.jsondecode``), at most ``max_bytes`` of it."""
     if not request.is_json:
-        raise ApiError(415, "El cuerpo debe enviarse como JSON (Content-Type: application/json)")
-    body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
-    try:
-        return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
-    except CalculationError:
-        raise
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ApiError(400, MSG_INVALID_JSON) from None
+        raise ApiError(415, MESSAGES[415])
+    return jsondecode.decode(read_body(max_bytes))
 
 
 class CalculatorApi:
@@ -78,7 +58,7 @@ class CalculatorApi:
     def calcular(self):
         payload = None
         try:
-            payload = decode_json_body()
+            payload = decode_json_body(self.settings.max_request_bytes)
             calculation = arithmetic.calculate(payload, self.operations)
         except CalculationError as error:
             self._count(_operation_of(payload), "rejected")

@@ -10,7 +10,7 @@ from flask import Flask
 from calculator.api import CalculatorApi
 from calculator.config import CalculatorSettings
 from calculator.results import ResultsFile
-from servicekit import errors, lifecycle, openapi
+from servicekit import errors, inbound, lifecycle, openapi
 from servicekit.lifecycle import DrainFlag
 from servicekit.telemetry import Telemetry, TelemetrySettings
 
@@ -34,6 +34,7 @@ def create_app(
     lifecycle.init_app(app, drain_flag)
     telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, settings.version))
     telemetry.init_app(app)
+    inbound.init_app(app)  # after telemetry: its refusals are counted
     results = ResultsFile(settings.results_file, fsync=settings.results_fsync)
     api = CalculatorApi(settings, results, telemetry)
     app.register_blueprint(api.blueprint())

@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway.config import GatewaySettings
 from gateway.upstream import CalculatorClient, UpstreamTimeout, UpstreamUnavailable
-from servicekit.errors import ApiError
+from servicekit.errors import MESSAGES, ApiError
+from servicekit.inbound import read_body
 from servicekit.telemetry import Telemetry, trace_exemplar
 
 # Answers of the calculator's mesh that the client should see as they are.
@@ -29,7 +30,6 @@ TRACE_HEADERS = (
 MSG_UNAVAILABLE = "El servicio de cálculo no está disponible"
 MSG_TIMEOUT = "El servicio de cálculo no respondió a tiempo"
 MSG_BAD_UPSTREAM = "El servicio de cálculo respondió con un error"
-MSG_NOT_JSON = "El cuerpo debe enviarse como JSON (Content-Type: application/json)"
 CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'"
 
 
@@ -65,8 +65,8 @@ class GatewayApi:
 
     def calcular(self):
         if not request.is_json:
-            raise ApiError(415, MSG_NOT_JSON)
-        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+            raise ApiError(415, MESSAGES[415])
+        body = read_body(self.settings.max_request_bytes)  # the calculator gets it whole or not at all
         headers = {"Content-Type": request.headers["Content-Type"]}
         for name in self.forwarded:
             if name in request.headers:
@@ -116,6 +116,6 @@ def _error_detail(body: bytes) -> str:
         decoded = json.loads(body)
         if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
             return decoded["error"][:200]
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
         pass
     return body[:200].decode("utf-8", "replace")

@@ -10,7 +10,7 @@ from flask import Flask
 from gateway.api import GatewayApi
 from gateway.config import GatewaySettings
 from gateway.upstream import CalculatorClient
-from servicekit import errors, lifecycle, openapi
+from servicekit import errors, inbound, lifecycle, openapi
 from servicekit.lifecycle import DrainFlag
 from servicekit.telemetry import Telemetry, TelemetrySettings
 
@@ -35,6 +35,7 @@ def create_app(
     openapi.init_app(app, SERVICE_NAME)
     telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, SERVICE_VERSION))
     telemetry.init_app(app)
+    inbound.init_app(app)  # after telemetry: its refusals are counted
     client = CalculatorClient(
         settings.calculator_url, settings.calculator_timeout_seconds, settings.upstream_pool_size
     )

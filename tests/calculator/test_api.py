@@ -5,6 +5,7 @@ import json
 import pytest
 
 from calculator.arithmetic import MSG_NOT_A_NUMBER, MSG_OPERAND_OUT_OF_RANGE
+from calculator.jsondecode import MSG_TOO_DEEP, duplicate_key_message
 
 SEED_CASES = [
     ({"operacion": "sumar", "numero1": 2, "numero2": 3}, 5, "0x5"),
@@ -55,6 +56,15 @@ BAD_BODIES = [
     (b"", 400, "El cuerpo no es JSON válido"),
     (b"\xff\xfe", 400, "El cuerpo no es JSON válido"),
     (b'{"x": "' + b"a" * 2000 + b'"}', 413, "El cuerpo de la solicitud es demasiado grande"),
+    # json.loads recursed once per level: a RecursionError, a 500, before the depth was bounded.
+    (b"[" * 1000, 400, MSG_TOO_DEEP),
+    (b'{"a":' * 200, 400, MSG_TOO_DEEP),
+    # The last value won: a "dividir" that was summed.
+    (
+        b'{"operacion": "dividir", "operacion": "sumar", "numero1": 1, "numero2": 2}',
+        400,
+        duplicate_key_message("operacion"),
+    ),
 ]
 
 

@@ -308,5 +308,6 @@ def test_a_request_that_never_completes_gets_408_within_the_edges_bound(mesh):
     response = raw_exchange(mesh.plan.ingress, SlowUploads.HEAD, timeout=bound + 5)
     elapsed = time.monotonic() - started
     assert_mesh_error(response, 408)
-    assert bound <= elapsed < bound + 2, elapsed
+    # Envoy arms its timer from its event loop's cached clock, which can be a millisecond behind ours.
+    assert bound - 0.05 <= elapsed < bound + 2, elapsed
 
