@@ -25,6 +25,7 @@ from typing import Callable, TextIO
 
 from localmesh.load import LoadResult, LoadSpec, percentile, run_load
 from localmesh.observe import (
+    ENVOY_TIMER_SLACK_MS,
     AccessLogTail,
     access_log_path,
     binomial_interval,
@@ -437,7 +438,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "retries",
-            "calculator-v1-0 fails half of its requests; the route retries 5xx twice, on another host.",
+            "calculator-v1-0 fails half of its requests; the route retries its 503s (gateway errors) twice, on another host.",
             "Compare with no-retries: the same replica fails as often, and the clients see (almost) none of it.",
             "outlier-detection-lenient",
             LoadSpec(600),
@@ -466,7 +467,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "outlier-detection",
-            "calculator-v1-0 fails every request; the base DestinationRule ejects it after 3 5xx in a row.",
+            "calculator-v1-0 fails every request; the base DestinationRule ejects it after 3 gateway errors (503) in a row.",
             "Each sidecar ejects it after a handful of requests; the retries hid those; then it gets nothing.",
             None,
             LoadSpec(400),
@@ -504,9 +505,8 @@ SCENARIOS: dict[str, Scenario] = {
             lambda m: [
                 all_status(m, 200),
                 flag_share(m, "DI", 0.5, "delayed"),
-                # Envoy's %DURATION% is whole ms from its loop's coarse clock: 1999 is seen.
                 flagged_duration(m, "DI", f"a delayed call takes >= {FAULT_DELAY_SECONDS:g} s",
-                                 lambda low, high: low >= FAULT_DELAY_SECONDS * 1000 - 2),
+                                 lambda low, high: low >= FAULT_DELAY_SECONDS * 1000 - ENVOY_TIMER_SLACK_MS),
                 flagged_duration(m, "-", f"the others take < {FAULT_DELAY_SECONDS:g} s",
                                  lambda low, high: high < FAULT_DELAY_SECONDS * 1000),
                 latency_p99_at_least(m, FAULT_DELAY_SECONDS),
@@ -551,7 +551,7 @@ SCENARIOS: dict[str, Scenario] = {
             "kill-replica",
             "calculator-v1-0 SIGKILLed under load (the whole pod); the runner restarts it, as a ReplicaSet would.",
             "Requests in flight on it and connections refused are retried elsewhere: the clients see nothing. It comes "
-            "back, but each sidecar ejected it (connect failures count as 5xx): it gets traffic again after 30 s.",
+            "back, but each sidecar ejected it (connect failures count as gateway errors): it gets traffic again after 30 s.",
             None,
             LoadSpec(560, rate=12.5),
             lambda m: [

@@ -18,6 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 NAMESPACE = "meshcalc"
 # Two-sided 99.9%: P(|Z| > 3.2905) = 0.001.
 Z_999 = 3.2905
+# How much shorter than a timer's setting Envoy's %DURATION% can read: Envoy arms a timer (a fault
+# delay) from its event loop's clock as cached when the loop woke, and starts a request's clock
+# when it reads the request, later in that iteration; whole milliseconds on top. Seen: 1997 ms for
+# a 2 s delay on a busy 2-core machine.
+ENVOY_TIMER_SLACK_MS = 10
 
 
 # -- binomial intervals ----------------------------------------------------------------------------

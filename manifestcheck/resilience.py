@@ -33,6 +33,8 @@ from manifestcheck.workloads import gunicorn_setting
 
 # Envoy's default: with it, fewer than 10 hosts are never ejected.
 DEFAULT_MAX_EJECTION_PERCENT = 10
+# Envoy's consecutive_5xx when a DestinationRule's outlierDetection leaves it out (istio-to-envoy.md).
+DEFAULT_CONSECUTIVE_5XX = 5
 RETRY_ON_503 = {"5xx", "gateway-error", "503"}
 RETRY_ON_PER_TRY_TIMEOUT = {"5xx", "gateway-error", "reset"}
 POOL_THRESHOLDS = (
@@ -237,7 +239,16 @@ def check_retries(manifests: Sequence[Manifest]) -> list[Finding]:
                     vs.finding(
                         "retries",
                         f"{path}.retries.retryOn",
-                        f"{sorted(tokens)} does not retry the app's 503: add 5xx (or 503)",
+                        f"{sorted(tokens)} does not retry the app's 503: add gateway-error (or 503)",
+                    )
+                )
+            if "5xx" in tokens:
+                findings.append(
+                    vs.finding(
+                        "retries",
+                        f"{path}.retries.retryOn",
+                        "5xx retries an application's 500, which every host answers alike to the same "
+                        "request (a query of death, tripled): use gateway-error",
                     )
                 )
             if "reset" not in tokens:
@@ -390,6 +401,13 @@ def check_outlier_detection(manifests: Sequence[Manifest]) -> list[Finding]:
                 rule,
                 f"{path}.consecutive5xxErrors",
                 "0 with no consecutiveGatewayErrors or consecutiveLocalOriginFailures: nothing ever ejects",
+            )
+        if outlier.get("consecutive5xxErrors", DEFAULT_CONSECUTIVE_5XX) != 0:
+            report(
+                rule,
+                f"{path}.consecutive5xxErrors",
+                "counts an application's 500 towards ejection (Istio's default is 5 when absent): a few "
+                "bad requests eject healthy hosts; set 0 and eject on consecutiveGatewayErrors",
             )
         percent = outlier.get("maxEjectionPercent", DEFAULT_MAX_EJECTION_PERCENT)
         hosts = cluster.hosts

@@ -38,7 +38,8 @@ def test_a_mesh_route_says_how_it_retries(repo_copy):
     "retry_on, message",
     [
         ("connect-failure,refused-stream,reset", "does not retry the app's 503"),
-        ("5xx,connect-failure", "does not retry a reset connection"),
+        ("gateway-error,connect-failure", "does not retry a reset connection"),
+        ("5xx,reset,connect-failure", "retries an application's 500"),
     ],
 )
 def test_retry_on_covers_the_apps_503_and_resets(repo_copy, retry_on, message):
@@ -245,14 +246,29 @@ def test_outlier_detection_is_there(repo_copy):
 
 
 def test_an_outlier_detector_that_never_triggers(repo_copy):
-    repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(consecutive5xxErrors=0))
+    repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].pop("consecutiveGatewayErrors"))
     (finding,) = run(repo_copy, resilience.check_outlier_detection)
     assert "nothing ever ejects" in finding.message
+
+
+@pytest.mark.parametrize("change", [{"consecutive5xxErrors": 3}, {"consecutive5xxErrors": None}], ids=["3", "absent"])
+def test_an_applications_500_must_not_eject(repo_copy, change):
+    def edit(document):
+        outlier = policy(document)["outlierDetection"]
+        outlier.update(change)
+        if outlier["consecutive5xxErrors"] is None:
+            del outlier["consecutive5xxErrors"]  # Istio's default: 5
+
+    repo_copy.edit(DR, edit)
+    (finding,) = run(repo_copy, resilience.check_outlier_detection)
+    assert finding.field == "spec.trafficPolicy.outlierDetection.consecutive5xxErrors"
+    assert "counts an application's 500" in finding.message
 
 
 def test_local_origin_failures_alone_can_eject(repo_copy):
     # The gateway's DestinationRule: its 5xx speak for the calculator, only connection failures eject it.
     split = {"consecutive5xxErrors": 0, "splitExternalLocalOriginErrors": True, "consecutiveLocalOriginFailures": 3}
+    repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].pop("consecutiveGatewayErrors"))
     repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(split))
     assert run(repo_copy, resilience.check_outlier_detection) == []
     repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(splitExternalLocalOriginErrors=False))

@@ -40,7 +40,8 @@ def test_a_failing_replica_is_ejected_and_then_gets_no_traffic(broken_mesh):
 
     wait_until(ejected_by_both_sidecars, 20, interval=0, what="calculator-v1-0 ejected by both sidecars")
     enforced = ejections(mesh, "ejections_enforced_total")
-    assert ejections(mesh, "ejections_enforced_consecutive_5xx") == enforced
+    # Ejected as a gateway error (its 503s), the only kind the base DestinationRule counts.
+    assert ejections(mesh, "ejections_enforced_consecutive_gateway_failure") == enforced
     assert ejections(mesh, "ejections_active") == {sidecar: 1 for sidecar in SIDECARS}
     answered_before = calcular_requests(broken)
     # The window: 200 requests, a few seconds, well within the 30 s ejection.

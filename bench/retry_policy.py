@@ -1,0 +1,213 @@
+"""What the mesh retries on a POST, and what counts towards ejection, measured side by side.
+
+``python -m bench.retry_policy [--old-app DIR]`` runs real local meshes with two
+policies for the calculator (its VirtualService's ``retryOn`` and its
+DestinationRule's outlier detection, everything else as in istio/):
+
+- ``5xx``: retry any 5xx, eject after 3 consecutive 5xx (the policy until issue 15);
+- ``gateway-error``: retry 502/503/504 and connection failures, eject after 3
+  consecutive gateway errors, never on an application's 500 (the shipped policy);
+
+and for each, three cases:
+
+- half-failing: calculator-v1-0 answers 503 to half of its requests (FAULT_FAILURE_RATE);
+- query of death: 20 requests that make the app fail the same way on every host.
+  Our calculator answers them 400 now, so this case needs an app that still fails
+  with 500: ``--old-app`` names a checkout of commit 2fa91f6 (``git worktree add DIR
+  2fa91f6``), whose calculator raised RecursionError on 1,000 ``[``;
+- kill-restart: two v1 replicas killed 17 s apart under load, each restarted by
+  the runner in about a second, with baseEjectionTime 30 s and 10 s.
+
+It prints one JSON line per case; docs/fault-tolerance.md has the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from localmesh.mesh import Mesh, MeshOptions
+from localmesh.observe import subset_cluster
+from localmesh.processes import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+VS = "istio/calculator-virtualservice.yaml"
+DR = "istio/calculator-destinationrule.yaml"
+POLICIES = {
+    "5xx": ("5xx,reset,connect-failure,refused-stream", {"consecutive5xxErrors": 3}),
+    "gateway-error": (
+        "gateway-error,reset,connect-failure,refused-stream",
+        {"consecutive5xxErrors": 0, "consecutiveGatewayErrors": 3},
+    ),
+}
+SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
+QUERY_OF_DEATH = b"[" * 1000
+
+
+def policy_root(destination: Path, policy: str, base_ejection: str = "30s") -> Path:
+    """k8s/base and istio/ with the calculator's retryOn and outlier detection of ``policy``."""
+    import shutil
+
+    shutil.copytree(ROOT / "k8s" / "base", destination / "k8s" / "base")
+    shutil.copytree(ROOT / "istio", destination / "istio")
+    retry_on, ejection = POLICIES[policy]
+    vs_path, dr_path = destination / VS, destination / DR
+    vs = yaml.safe_load(vs_path.read_text())
+    for route in vs["spec"]["http"]:
+        route["retries"]["retryOn"] = retry_on
+    vs_path.write_text(yaml.safe_dump(vs, sort_keys=False))
+    dr = yaml.safe_load(dr_path.read_text())
+    outlier = dr["spec"]["trafficPolicy"]["outlierDetection"]
+    for key in ("consecutive5xxErrors", "consecutiveGatewayErrors"):
+        outlier.pop(key, None)
+    outlier.update(ejection, baseEjectionTime=base_ejection)
+    dr_path.write_text(yaml.safe_dump(dr, sort_keys=False))
+    return destination
+
+
+def sidecar_sum(mesh: Mesh, stat: str) -> int:
+    total = 0
+    for sidecar in SIDECARS:
+        for subset in ("v1", "v2"):
+            name = f"cluster.{subset_cluster(subset)}.{stat}"
+            total += mesh.envoys[sidecar].stats(name).get(name, 0)
+    return total
+
+
+def app_statuses(mesh: Mesh) -> Counter:
+    from localmesh.observe import calcular_requests
+
+    total: Counter = Counter()
+    for pod, service in mesh.services.items():
+        if pod.startswith("calculator"):
+            total.update(calcular_requests(service.url))
+    return total
+
+
+def post(port: int, body: bytes, timeout: float = 10.0) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", "/calcular", body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        connection.close()
+
+
+def started_mesh(root: Path, run_dir: Path, **options) -> Mesh:
+    mesh = Mesh(MeshOptions(root=root, run_dir=run_dir, ingress_port=free_port(), **options))
+    mesh.start()
+    return mesh
+
+
+def half_failing(root: Path, work: Path, requests: int) -> dict:
+    mesh = started_mesh(root, work, pod_env={"calculator-v1-0": {"FAULT_FAILURE_RATE": "0.5"}})
+    try:
+        body = json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3}).encode()
+        statuses = Counter(post(mesh.plan.ingress, body) for _ in range(requests))
+        return {
+            "client_success": round(statuses[200] / requests, 4),
+            "client_statuses": dict(statuses),
+            "retries": sidecar_sum(mesh, "upstream_rq_retry"),
+            "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total"),
+        }
+    finally:
+        mesh.stop()
+
+
+def query_of_death(root: Path, work: Path, old_app: Path) -> dict:
+    mesh = started_mesh(root, work, common_env={"PYTHONPATH": str(old_app)})
+    try:
+        statuses = Counter(post(mesh.plan.ingress, QUERY_OF_DEATH) for _ in range(20))
+        body = json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3}).encode()
+        after = Counter(post(mesh.plan.ingress, body) for _ in range(100))
+        return {
+            "client_statuses": dict(statuses),
+            "app_attempts": dict(app_statuses(mesh)),
+            "retries": sidecar_sum(mesh, "upstream_rq_retry"),
+            "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total"),
+            "normal_after": dict(after),
+        }
+    finally:
+        mesh.stop()
+
+
+def kill_restart(root: Path, work: Path, gap: float) -> dict:
+    import threading
+
+    mesh = started_mesh(root, work)
+    try:
+        body = json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3}).encode()
+        statuses: Counter = Counter()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def client():
+            while not stop.is_set():
+                status = post(mesh.plan.ingress, body)
+                with lock:
+                    statuses[status] += 1
+                stop.wait(0.05)
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(5)  # a steady load before the first kill: the pace is what is measured
+        for pod in ("calculator-v1-0", "calculator-v1-1"):
+            service = mesh.services[pod]
+            old_pid = service.pid
+            os.killpg(old_pid, signal.SIGKILL)
+            wait_until(lambda: mesh.services[pod].pid not in (None, old_pid), 30, what=f"{pod} restarted")
+            time.sleep(gap if pod.endswith("-0") else 10)
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+        total = sum(statuses.values())
+        return {"requests": total, "success": round(statuses[200] / total, 5), "statuses": dict(statuses),
+                "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total")}
+    finally:
+        mesh.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old-app", type=Path, help="a checkout of 2fa91f6, for the query-of-death case")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--cases", default="half-failing,query-of-death,kill-restart")
+    args = parser.parse_args(argv)
+    cases = args.cases.split(",")
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        for policy in POLICIES:
+            if "half-failing" in cases:
+                root = policy_root(work / f"{policy}-half", policy)
+                print(json.dumps({"policy": policy, "case": "half-failing",
+                                  **half_failing(root, work / f"{policy}-half-run", args.requests)}), flush=True)
+            if "query-of-death" in cases and args.old_app:
+                root = policy_root(work / f"{policy}-qod", policy)
+                print(json.dumps({"policy": policy, "case": "query-of-death",
+                                  **query_of_death(root, work / f"{policy}-qod-run", args.old_app)}), flush=True)
+        if "kill-restart" in cases:
+            for base in ("30s", "10s"):
+                root = policy_root(work / f"kill-{base}", "gateway-error", base)
+                print(json.dumps({"policy": "gateway-error", "baseEjectionTime": base, "case": "kill-restart",
+                                  **kill_restart(root, work / f"kill-{base}-run", 17.0)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
