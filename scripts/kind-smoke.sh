@@ -92,6 +92,27 @@ check_base() {
 	[[ "$(count "$RESULTS/header" '^200 v2 ')" == 10 ]] || fail "x-canary: always did not reach v2 every time: $(sort "$RESULTS/header" | uniq -c)"
 }
 
+# STATUS CONTENT-TYPE of one request through the ingress (extra arguments go to curl).
+edge() {
+	curl -sS -o /dev/null -w '%{http_code} %{content_type}\n' "$@"
+}
+
+check_edge() {
+	say "the ingress's own policy (istio/ingress/): public paths only, JSON errors, one body limit"
+	local path answer big
+	for path in /metrics /healthz /readyz /resultados; do
+		answer="$(edge "http://localhost:8080$path")"
+		[[ "$answer" == "403 application/json" ]] || fail "GET $path through the ingress: $answer, expected 403 JSON"
+	done
+	answer="$(edge http://localhost:8080/openapi.json)"
+	[[ "$answer" == "200 application/json" ]] || fail "GET /openapi.json through the ingress: $answer"
+	big="$(printf '%*s' 2000 '')"
+	answer="$(edge -X POST "$URL" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' -d "{$big}")"
+	[[ "$answer" == "413 application/json" ]] || fail "a chunked 2 KB body through the ingress: $answer, expected 413 JSON"
+	answer="$(edge -X POST "$URL" -H 'Content-Type: application/json' -d "$(printf '[%.0s' $(seq 1000))")"
+	[[ "$answer" == "400 application/json" ]] || fail "the query of death: $answer, expected 400 JSON"
+}
+
 check_canaries() {
 	say "canary-100-0: only v1"
 	scenario canary-100-0
@@ -164,6 +185,7 @@ check_circuit_breaker() {
 }
 
 check_base
+check_edge
 check_canaries
 check_faults
 check_mirror
