@@ -390,6 +390,36 @@ def envoy_mirror_problems(envoy: Mapping[str, Any], istio_documents: list[Mappin
     return problems
 
 
+def envoy_edge_problems(envoy: Mapping[str, Any], root: Path = ROOT) -> list[str]:
+    """The Compose ingress applies istio/ingress/ as the local mesh's translator does: the same RBAC
+    filter, the EnvoyFilter's filters before the router and its connection manager fields."""
+    from localmesh.loader import load_kustomization
+    from localmesh.translate.authorization import rbac_filter
+    from localmesh.translate.envoy_filters import HCM_MERGE_FIELDS, apply_envoy_filters, parse_envoy_filter
+
+    resources = load_kustomization(root / "istio" / "ingress", root)
+    router = {"name": "envoy.filters.http.router"}
+    wanted = apply_envoy_filters(
+        {"http_filters": [router]}, [parse_envoy_filter(r) for r in resources if r.kind == "EnvoyFilter"]
+    )
+    rbac = rbac_filter([r for r in resources if r.kind == "AuthorizationPolicy"])
+    wanted["http_filters"] = ([rbac] if rbac else []) + wanted["http_filters"]
+    (listener,) = [l for l in envoy["static_resources"]["listeners"] if l["name"] == "ingress_8080"]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    problems = []
+    names = [f["name"] for f in hcm.get("http_filters", [])]
+    if names != [f["name"] for f in wanted["http_filters"]]:
+        problems.append(f"ingress http_filters {names}, istio/ingress/ says {[f['name'] for f in wanted['http_filters']]}")
+    else:
+        for have, want in zip(hcm["http_filters"], wanted["http_filters"]):
+            if want["name"] != router["name"] and have != want:
+                problems.append(f"ingress filter {want['name']}: {have.get('typed_config')}, istio/ingress/ says {want['typed_config']}")
+    for field in sorted(HCM_MERGE_FIELDS):
+        if hcm.get(field) != wanted.get(field):
+            problems.append(f"ingress {field}: {hcm.get(field)!r}, istio/ingress/ says {wanted.get(field)!r}")
+    return problems
+
+
 def istio_documents(root: Path = ROOT) -> list[dict]:
     documents = []
     for path in sorted((root / "istio").glob("*.yaml")):

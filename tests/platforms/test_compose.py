@@ -152,6 +152,28 @@ def test_envoy_applies_the_policy_of_istio(envoy):
     assert checks.envoy_mirror_problems(envoy, checks.istio_documents()) == []
 
 
+def test_envoy_applies_the_ingress_policy_of_istio_ingress(envoy):
+    assert checks.envoy_edge_problems(envoy) == []
+
+
+@pytest.mark.parametrize(
+    "break_it, expected",
+    [
+        (lambda hcm: hcm.update(request_timeout="60s"), "ingress request_timeout"),
+        (lambda hcm: hcm["http_filters"].pop(1), "ingress http_filters"),
+        (lambda hcm: hcm["http_filters"][0]["typed_config"]["rules"]["policies"].popitem()[1]["permissions"].append(
+            {"any": True}), "ingress filter envoy.filters.http.rbac"),
+        (lambda hcm: hcm["local_reply_config"]["mappers"].pop(), "ingress local_reply_config"),
+    ],
+    ids=["timeout", "buffer", "rbac", "reply"],
+)
+def test_the_ingress_check_catches(envoy, break_it, expected):
+    broken = copy.deepcopy(envoy)
+    (listener,) = [l for l in broken["static_resources"]["listeners"] if l["name"] == "ingress_8080"]
+    break_it(listener["filter_chains"][0]["filters"][0]["typed_config"])
+    assert any(expected in problem for problem in checks.envoy_edge_problems(broken))
+
+
 def _route(document, name):
     return checks.envoy_routes(document)[name]
 
