@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: up test venv clean scenario scenarios status demo restart reliability reliability-quick bench bench-quick
+.PHONY: up test venv clean scenario scenarios status demo restart fault fault-clear reliability reliability-quick bench bench-quick
 
 up: $(INSTALLED)
 	$(BIN)/python -m localmesh up
@@ -26,6 +26,18 @@ status: $(INSTALLED)
 
 restart: $(INSTALLED)
 	$(BIN)/python -m localmesh restart
+
+# One calculator replica's fault, at run time, no restart (every replica when POD is left out):
+#   make fault POD=calculator-v1-0 ERRORS=0.5 [STATUS=503] [DELAY=2s] [DELAY_SHARE=0.5] [HANG=1]
+# Probes are never faulted; `make status` shows each replica's fault.
+FAULT_OPTIONS = $(if $(ERRORS),--errors $(ERRORS)) $(if $(STATUS),--status $(STATUS)) \
+	$(if $(DELAY),--delay $(DELAY)) $(if $(DELAY_SHARE),--delay-share $(DELAY_SHARE)) $(if $(HANG),--hang)
+
+fault: $(INSTALLED)
+	@$(BIN)/python -m localmesh fault $(POD) $(FAULT_OPTIONS)
+
+fault-clear: $(INSTALLED)
+	@$(BIN)/python -m localmesh fault-clear $(POD)
 
 # One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
 # with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its
@@ -71,7 +83,7 @@ clean:
 
 # --- kind cluster (see docs/kind.md) ---
 # Needs docker, kind, kubectl and istioctl; scripts/kind.sh says how to get any that is missing.
-.PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke
+.PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke kind-fault kind-fault-clear
 
 kind-up:
 	scripts/kind.sh up
@@ -82,6 +94,15 @@ kind-scenario:
 
 kind-reset:
 	scripts/kind.sh reset
+
+# The same levers as `make fault`, on one pod of the cluster (kubectl exec, no rollout);
+# POD is a pod's name (kubectl -n meshcalc get pods) or a Deployment's (its first pod).
+kind-fault:
+	@test -n "$(POD)" || { echo "usage: make kind-fault POD=calculator-v1 ERRORS=0.5 [STATUS=] [DELAY=] [DELAY_SHARE=] [HANG=1]"; exit 2; }
+	scripts/kind.sh fault $(POD) $(FAULT_OPTIONS)
+
+kind-fault-clear:
+	scripts/kind.sh fault-clear $(POD)
 
 kind-down:
 	scripts/kind.sh down

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from calculator import arithmetic, jsondecode
 from calculator.arithmetic import CalculationError
 from calculator.config import CalculatorSettings
+from calculator.faults import FaultSwitch
 from calculator.results import ResultsFile
 from servicekit.errors import MESSAGES, ApiError
 from servicekit.inbound import read_body
@@ -17,7 +18,9 @@ from servicekit.telemetry import Telemetry
 
 VERSION_HEADER = "X-Calculator-Version"
 FAULT_HEADER = "X-Calculator-Fault"
-MSG_FAULT = "Fallo inyectado a propósito (FAULT_FAILURE_RATE): demostración de tolerancia a fallas"
+MSG_FAULT = "Fallo inyectado a propósito: demostración de tolerancia a fallas"
+# A hung request's thread is given back after this long at most, fault or not.
+HANG_LIMIT_SECONDS = 600.0
 
 
 def decode_json_body(max_bytes: int) -> object:
@@ -28,9 +31,12 @@ def decode_json_body(max_bytes: int) -> object:
 
 
 class CalculatorApi:
-    def __init__(self, settings: CalculatorSettings, results: ResultsFile, telemetry: Telemetry):
+    def __init__(
+        self, settings: CalculatorSettings, results: ResultsFile, telemetry: Telemetry, faults: FaultSwitch
+    ):
         self.settings = settings
         self.results = results
+        self.faults = faults
         self.operations = (
             arithmetic.OPERATIONS_V2 if settings.version == "v2" else arithmetic.OPERATIONS_V1
         )
@@ -67,10 +73,18 @@ class CalculatorApi:
             self._count(None, "rejected")
             raise
 
-        fault = self._inject_fault()
-        if fault is not None:
+        effect = self.faults.current.decide(random.random)
+        if effect.hang:
+            # Accepted, and no answer while the fault lasts: the caller's timeouts must act.
+            self.faults.hang_until_changed(HANG_LIMIT_SECONDS)
+        if effect.delay_seconds:
+            time.sleep(effect.delay_seconds)
+        if effect.status is not None:
             self._count(calculation.operation, "fault")
-            return fault
+            response = jsonify(error=MSG_FAULT, fallo_inyectado=True, version=self.settings.version)
+            response.status_code = effect.status
+            response.headers[FAULT_HEADER] = "failure"
+            return response
 
         # Written before answering: every 200 a client sees has its line.
         self.results.append(calculation.result, calculation.result_hex)
@@ -83,19 +97,9 @@ class CalculatorApi:
         if self.settings.version == "v2" and calculation.operation == "dividir":
             body["resultado_exacto"] = float(calculation.exact)
         response = jsonify(body)
-        if self.settings.fault_delay_seconds:
-            response.headers[FAULT_HEADER] = "delay"
+        if effect.delay_seconds or effect.hang:
+            response.headers[FAULT_HEADER] = "hang" if effect.hang else "delay"
         return response
-
-    def _inject_fault(self):
-        if self.settings.fault_delay_seconds:
-            time.sleep(self.settings.fault_delay_seconds)
-        if self.settings.fault_failure_rate and random.random() < self.settings.fault_failure_rate:
-            response = jsonify(error=MSG_FAULT, fallo_inyectado=True, version=self.settings.version)
-            response.status_code = 503
-            response.headers[FAULT_HEADER] = "failure"
-            return response
-        return None
 
     def resultados(self):
         limit_max = self.settings.max_results_limit

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Mapping
 
 from flask import Flask
 
+from calculator.admin import admin_app
 from calculator.api import CalculatorApi
 from calculator.config import CalculatorSettings
+from calculator.faults import FaultSwitch
 from calculator.results import ResultsFile
-from servicekit import errors, inbound, lifecycle, openapi
+from servicekit import admin, errors, inbound, lifecycle, openapi
 from servicekit.lifecycle import DrainFlag
 from servicekit.telemetry import Telemetry, TelemetrySettings
 
@@ -36,7 +39,12 @@ def create_app(
     telemetry.init_app(app)
     inbound.init_app(app)  # after telemetry: its refusals are counted
     results = ResultsFile(settings.results_file, fsync=settings.results_fsync)
-    api = CalculatorApi(settings, results, telemetry)
+    faults = FaultSwitch(settings.initial_fault())
+    api = CalculatorApi(settings, results, telemetry, faults)
+    if settings.admin_bind:
+        # Started in the worker by gunicorn's post_worker_init (servicekit/gunicorn_conf.py).
+        pod = environ.get("HOSTNAME") or socket.gethostname()
+        app.extensions[admin.EXTENSION] = admin.AdminSurface(settings.admin_bind, admin_app(faults, pod))
     app.register_blueprint(api.blueprint())
     openapi.init_app(app, SERVICE_NAME, list(api.operations))
     return app

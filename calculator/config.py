@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from calculator.faults import Fault
 from servicekit.settings import SettingsError, env_bool, env_float, env_int, env_str
 
 VERSIONS = ("v1", "v2")
@@ -19,9 +20,13 @@ class CalculatorSettings:
     results_fsync: bool = False
     max_request_bytes: int = 1024
     max_results_limit: int = 1000
-    # Fault knobs for the demo, off by default; a response they touch says so.
+    # The fault from the first request, off by default; a response it touches says so. At run
+    # time, the admin surface changes it (calculator/faults.py, calculator/admin.py).
     fault_failure_rate: float = 0.0
     fault_delay_seconds: float = 0.0
+    # host:port of the admin surface (faults at run time); unset: none. Loopback only: it
+    # answers anyone who reaches it.
+    admin_bind: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "CalculatorSettings":
@@ -37,4 +42,8 @@ class CalculatorSettings:
             max_results_limit=env_int(environ, "MAX_RESULTS_LIMIT", 1000, 1, 100_000),
             fault_failure_rate=env_float(environ, "FAULT_FAILURE_RATE", 0.0, 0.0, 1.0),
             fault_delay_seconds=env_float(environ, "FAULT_DELAY_SECONDS", 0.0, 0.0, 600.0),
+            admin_bind=environ.get("ADMIN_BIND") or None,
         )
+
+    def initial_fault(self) -> Fault:
+        return Fault(errors=self.fault_failure_rate, delay_seconds=self.fault_delay_seconds)

@@ -5,6 +5,9 @@
     scenarios                                            list the scenarios
     status [--json]                                      what runs where
     restart                                              a rolling restart of every replica, as Kubernetes does it
+    fault POD [--errors X] [--status N] [--delay 2s] [--delay-share X] [--hang]
+                                                         one calculator replica's fault, at run time
+    fault-clear [POD]                                    no fault on one replica, or on all
     demo NAME [--json] [--kind]                          a scenario applied, loaded and judged
     demo --list                                          the demo scenarios
 """
@@ -22,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from calculator import admin_client as faults
 from localmesh.loader import Layout
 from localmesh.mesh import Mesh, MeshOptions, read_state, switch_running
 from localmesh.processes import http_status
@@ -65,51 +69,98 @@ def up(args) -> int:
     # `python -m localmesh restart` asks for a rolling restart with SIGUSR1; done here, in the runner.
     restart_asked = threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: (restart_asked.set(), stopping.set()))
-    print("Iniciando la malla local (réplicas de k8s/base, política de istio/)...", flush=True)
+    print("Starting the local mesh (replicas of k8s/base, policy of istio/)...", flush=True)
     mesh.start()
     try:
         print_status(mesh.state())
-        print("\nPrueba:")
+        print("\nTry:")
         print("  " + SEED_CURL.format(url=mesh.ingress_url))
         print("  " + SEED_CURL.format(url=mesh.ingress_url).replace("curl -s", "curl -s -H 'x-canary: always'"))
-        print(f"  abre {mesh.ingress_url}/ en el navegador")
-        print("  make scenario NAME=fault-abort    (make scenarios lista todos; NAME=base restaura)")
-        print("\nCtrl-C para detener.", flush=True)
+        print(f"  open {mesh.ingress_url}/ in a browser")
+        print("  make fault POD=calculator-v1-0 ERRORS=0.5    (make fault-clear ends it)")
+        print("  make scenario NAME=retries-off              (make scenarios lists them; NAME=base restores)")
+        print("\nCtrl-C to stop.", flush=True)
         while stopping.wait() and restart_asked.is_set():
             restart_asked.clear()
             stopping.clear()
-            print("Reinicio escalonado de todas las réplicas...", flush=True)
+            print("Rolling restart of every replica...", flush=True)
             mesh.rolling_restart()
-            print("Reinicio escalonado terminado.", flush=True)
+            print("Rolling restart done.", flush=True)
     finally:
-        print("Deteniendo...", flush=True)
+        print("Stopping...", flush=True)
         mesh.stop()
-        print("Detenido: no queda ningún proceso.", flush=True)
+        print("Stopped: no process left.", flush=True)
     return 0
 
 
+def _fault_of(info) -> str:
+    if not info.get("admin_url"):
+        return "-"
+    try:
+        answer = faults.read_fault(info["admin_url"])
+    except faults.FaultCommandError:
+        return "unknown (admin surface not answering)"
+    held = f" ({answer['held']} held)" if answer["fault"]["hang"] else ""
+    return faults.describe(answer["fault"]) + held
+
+
 def print_status(state) -> None:
-    print(f"Escenario activo: {state['scenario']}")
+    print(f"Active scenario: {state['scenario']}")
     print(f"Ingress (Envoy): {state['ingress_url']}")
-    print("Réplicas:")
+    print("Replicas:")
     for pod, info in state["services"].items():
         host, port = info["url"].removeprefix("http://").split(":")
-        ready = "lista" if http_status(host, int(port), "/readyz") == 200 else "NO LISTA"
-        print(f"  {pod:<16} {info['url']:<24} pid {info['pid']:<8} {ready}  reinicios: {info['restarts']}")
+        ready = "ready" if http_status(host, int(port), "/readyz") == 200 else "NOT READY"
+        print(
+            f"  {pod:<16} {info['url']:<24} pid {info['pid']:<8} {ready:<9} restarts: {info['restarts']}"
+            f"  fault: {_fault_of(info)}"
+        )
     print("Envoys (admin):")
     for name, info in state["envoys"].items():
         print(f"  {name:<24} http://127.0.0.1:{info['admin_port']}  pid {info['pid']}")
     if state.get("prometheus_url"):
         print(f"Prometheus: {state['prometheus_url']}")
     else:
-        print("Prometheus: no instalado (apt-get install prometheus para verlo aquí)")
-    print("Aplicado por los Envoys locales: " + ", ".join(state["enforced"]))
-    print("Solo en un clúster: " + ", ".join(state["cluster_only"]))
+        print("Prometheus: not installed (apt-get install prometheus to have it here)")
+    print("Enforced by the local Envoys: " + ", ".join(state["enforced"]))
+    print("On a cluster only: " + ", ".join(state["cluster_only"]))
 
 
 def scenario(args) -> int:
     state = switch_running(RUN_DIR, None if args.name == "base" else args.name)
-    print(f"Escenario activo: {state['scenario']} (Envoys reconfigurados sin reiniciar los servicios)")
+    print(f"Active scenario: {state['scenario']} (Envoys reconfigured, no service restarted)")
+    return 0
+
+
+def _running_state():
+    state = read_state(RUN_DIR)
+    if state is None:
+        raise RuntimeError("the local mesh is not running (make up)")
+    return state
+
+
+def _admin_urls(state, pod: str | None) -> dict[str, str]:
+    """The admin surfaces of ``pod``, or of every replica that has one."""
+    urls = {name: info["admin_url"] for name, info in state["services"].items() if info.get("admin_url")}
+    if pod is None:
+        return urls
+    if pod not in urls:
+        raise RuntimeError(f"POD={pod!r}: no replica with faults; one of {', '.join(urls)}")
+    return {pod: urls[pod]}
+
+
+def fault(args) -> int:
+    body = faults.fault_body(args.errors, args.status, args.delay, args.delay_share, args.hang)
+    for pod, url in _admin_urls(_running_state(), args.pod).items():
+        answer = faults.set_fault(url, body)
+        print(f"{pod}: fault {faults.describe(answer['fault'])}")
+    return 0
+
+
+def fault_clear(args) -> int:
+    for pod, url in _admin_urls(_running_state(), args.pod).items():
+        faults.clear_fault(url)
+        print(f"{pod}: fault none")
     return 0
 
 
@@ -122,7 +173,7 @@ def scenarios(_args) -> int:
 def status(args) -> int:
     state = read_state(RUN_DIR)
     if state is None:
-        print("La malla local no está en marcha (make up).", file=sys.stderr)
+        print("The local mesh is not running (make up).", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(state, indent=1))
@@ -175,7 +226,7 @@ def restart(_args) -> int:
     """Ask the running ``make up`` for a rolling restart, and wait until it is done."""
     state = read_state(RUN_DIR)
     if state is None:
-        print("La malla local no está en marcha (make up).", file=sys.stderr)
+        print("The local mesh is not running (make up).", file=sys.stderr)
         return 1
     os.kill(state["runner_pid"], signal.SIGUSR1)
     done = state["rollouts"] + 1
@@ -183,15 +234,15 @@ def restart(_args) -> int:
     while True:
         current = read_state(RUN_DIR)
         if current is None:
-            print("La malla local se detuvo durante el reinicio.", file=sys.stderr)
+            print("The local mesh stopped during the restart.", file=sys.stderr)
             return 1
         if current["rollouts"] >= done:
             break
         if time.monotonic() > deadline:
-            print("El reinicio escalonado no terminó en 600 s: mira los registros en .run/logs.", file=sys.stderr)
+            print("The rolling restart did not finish in 600 s: see the logs in .run/logs.", file=sys.stderr)
             return 1
         time.sleep(0.5)
-    print("Reinicio escalonado terminado: cada réplica, una a una, sin dejar de servir.")
+    print("Rolling restart done: every replica, one at a time, without a pause in service.")
     return 0
 
 
@@ -211,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=status)
     commands.add_parser("restart", help="restart every replica in turn, as a rolling update").set_defaults(run=restart)
+    set_fault = commands.add_parser("fault", help="set one calculator replica's fault, at run time (no restart)")
+    set_fault.add_argument("pod", nargs="?", help="e.g. calculator-v1-0; every replica with faults when left out")
+    faults.add_fault_options(set_fault)
+    set_fault.set_defaults(run=fault)
+    clear = commands.add_parser("fault-clear", help="no fault on one replica, or on every one")
+    clear.add_argument("pod", nargs="?")
+    clear.set_defaults(run=fault_clear)
     run_demo = commands.add_parser("demo", help="apply a scenario, load it through the ingress, print a verdict")
     run_demo.add_argument("name", nargs="?", help="the scenario (demo --list lists them)")
     run_demo.add_argument("--json", action="store_true", help="the report as JSON on stdout (progress stays on stderr)")
@@ -220,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (TranslationError, SettingsError, RuntimeError) as error:
+    except (TranslationError, SettingsError, RuntimeError) as error:  # FaultCommandError too
         print(f"error: {error}", file=sys.stderr)
         return 2
 

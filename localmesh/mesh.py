@@ -36,7 +36,7 @@ from localmesh.translate import (
     sidecar_bootstrap,
     with_pod_ports,
 )
-from localmesh.workloads import Workload, replica_spec, workload
+from localmesh.workloads import ADMIN_BIND, Workload, replica_spec, workload
 
 STATE_FILE = "state.json"
 INGRESS = "ingress"
@@ -50,17 +50,21 @@ class PortPlan:
     ingress_admin: int
     replicas: dict[str, list[int]]  # "namespace/deployment" -> a port per replica
     sidecars: dict[str, tuple[int, int]]  # pod -> (listener, admin)
+    admin: dict[str, int] = field(default_factory=dict)  # pod -> its admin surface (faults)
 
     @classmethod
     def allocate(cls, ingress_port: int, workloads: list[Workload]) -> "PortPlan":
         pods = [w.pod(i) for w in workloads if w.calls_mesh for i in range(w.replicas)]
+        with_admin = [w.pod(i) for w in workloads if w.has_admin for i in range(w.replicas)]
         # Drawn together, so that no two are the same port (nor the ingress's).
-        ports = iter(free_ports(1 + sum(w.replicas for w in workloads) + 2 * len(pods), exclude=[ingress_port]))
+        count = 1 + sum(w.replicas for w in workloads) + 2 * len(pods) + len(with_admin)
+        ports = iter(free_ports(count, exclude=[ingress_port]))
         return cls(
             ingress=ingress_port,
             ingress_admin=next(ports),
             replicas={w.deployment: [next(ports) for _ in range(w.replicas)] for w in workloads},
             sidecars={pod: (next(ports), next(ports)) for pod in pods},
+            admin={pod: next(ports) for pod in with_admin},
         )
 
 
@@ -169,7 +173,9 @@ class Mesh:
                 pod = w.pod(index)
                 sidecar = self.plan.sidecars.get(pod, (None,))[0]
                 env = {**self.options.common_env, **self.options.pod_env.get(pod, {})}
-                spec = replica_spec(w, index, port, data_root, sidecar, self.options.otlp_endpoint, env)
+                spec = replica_spec(
+                    w, index, port, data_root, sidecar, self.options.otlp_endpoint, env, self.plan.admin.get(pod)
+                )
                 self.services[pod] = ServiceProcess(spec, self.logs)
         unknown = set(self.options.pod_env) - set(self.services)
         if unknown:
@@ -220,14 +226,14 @@ class Mesh:
             with self._lock:
                 for pod, service in self.services.items():
                     if not service.running() and not self._stopping.is_set():
-                        self.say(f"{pod} terminó (código {service.process.returncode}); reiniciando")
+                        self.say(f"{pod} exited (code {service.process.returncode}); restarting it")
                         # restart, not start: it also ends what the dead master left
                         # in its group (a worker still holding the port, still answering).
                         service.restart()
                         restarted = True
                 for name, envoy in self.envoys.items():
                     if not envoy.running() and not self._stopping.is_set():
-                        self.say(f"envoy {name} terminó; reiniciando")
+                        self.say(f"envoy {name} exited; restarting it")
                         envoy.restart()
                         restarted = True
             if restarted:
@@ -274,9 +280,12 @@ class Mesh:
     def _replace(self, pod: str, timeout: float) -> None:
         old = self.services[pod]
         deployment, index = self._replica_of(pod)
-        new = ServiceProcess(replace(old.spec, port=free_port()), self.logs)
+        env = dict(old.spec.env)
+        if pod in self.plan.admin:  # both run a while: the new one's admin surface needs its own port
+            env[ADMIN_BIND] = f"127.0.0.1:{free_port()}"
+        new = ServiceProcess(replace(old.spec, port=free_port(), env=env), self.logs)
         new.restarts = old.restarts
-        self.say(f"{pod}: nueva réplica en el puerto {new.spec.port}")
+        self.say(f"{pod}: new replica on port {new.spec.port}")
         new.start()
         try:
             new.wait_ready(timeout)
@@ -291,10 +300,12 @@ class Mesh:
         with self._lock:  # from now on the supervisor watches the new process
             self.services[pod] = new
             self.plan.replicas[deployment][index] = new.spec.port
+            if pod in self.plan.admin:
+                self.plan.admin[pod] = int(env[ADMIN_BIND].rpartition(":")[2])
             del self._pod_ports[pod]
         self.write_state()
         old.stop(timeout=timeout)
-        self.say(f"{pod}: réplica anterior detenida (código {old.process.returncode})")
+        self.say(f"{pod}: old replica stopped (code {old.process.returncode})")
 
     def _replica_of(self, pod: str) -> tuple[str, int]:
         for w in self.translation.workloads:
@@ -350,7 +361,13 @@ class Mesh:
             "ingress_url": self.ingress_url,
             "plan": asdict(self.plan),
             "services": {
-                pod: {"pid": s.pid, "url": s.url, "log": str(s.log_path), "restarts": s.restarts}
+                pod: {
+                    "pid": s.pid,
+                    "url": s.url,
+                    "admin_url": f"http://127.0.0.1:{self.plan.admin[pod]}" if pod in self.plan.admin else None,
+                    "log": str(s.log_path),
+                    "restarts": s.restarts,
+                }
                 for pod, s in self.services.items()
             },
             "prometheus_url": self.prometheus.url if self.prometheus else None,

@@ -9,7 +9,10 @@ cannot hold on one machine, and says so here:
 - the OTLP endpoint: the cluster's collector name does not resolve here, so
   it is dropped unless the runner is given a local one;
 - ``HTTP_PROXY``: a replica that calls another Service of the mesh gets its
-  sidecar Envoy as proxy, as iptables would send it there in a pod.
+  sidecar Envoy as proxy, as iptables would send it there in a pod;
+- ``ADMIN_BIND``: where the manifest gives a replica an admin surface (on the
+  pod's loopback), a loopback port of its own here;
+- ``HOSTNAME``: the pod's name, as Kubernetes sets it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from localmesh.translate.kube import resolve_host
 
 GUNICORN = "gunicorn"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
-LOCAL_OVERRIDES = ("BIND", "DATA_DIR", OTLP_ENDPOINT, "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+ADMIN_BIND = "ADMIN_BIND"
+LOCAL_OVERRIDES = (
+    "BIND", "DATA_DIR", OTLP_ENDPOINT, "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", ADMIN_BIND, "HOSTNAME",
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class Workload:
 
     def pod(self, index: int) -> str:
         return f"{self.name}-{index}"
+
+    @property
+    def has_admin(self) -> bool:
+        """Its pods have an admin surface (faults at run time: calculator/admin.py)."""
+        return ADMIN_BIND in self.env
 
 
 def _container(resource: Resource) -> Mapping:
@@ -125,10 +136,16 @@ def replica_spec(
     sidecar_port: int | None = None,
     otlp_endpoint: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    admin_port: int | None = None,
 ) -> ServiceSpec:
     """The process of one replica: the manifest's environment with the local overrides."""
     env = {key: value for key, value in workload.env.items() if key not in LOCAL_OVERRIDES}
     env["DATA_DIR"] = str(data_root / workload.pod(index))
+    env["HOSTNAME"] = workload.pod(index)
+    if workload.has_admin:
+        if admin_port is None:
+            raise TranslationError(f"{workload.pod(index)}: its Deployment sets {ADMIN_BIND}: it needs an admin port")
+        env[ADMIN_BIND] = f"127.0.0.1:{admin_port}"
     if otlp_endpoint:
         env[OTLP_ENDPOINT] = otlp_endpoint
     if sidecar_port is not None:

@@ -9,7 +9,11 @@
 #   scripts/kind.sh app-faults RATE DELAY [v1|v2]
 #                                           the calculator's own faults (FAULT_FAILURE_RATE,
 #                                           FAULT_DELAY_SECONDS); `app-faults off` removes them
-#   scripts/kind.sh reset                   back to the base: istio/ and no app faults
+#   scripts/kind.sh fault POD [--errors X] [--status N] [--delay 2s] [--delay-share X] [--hang]
+#                                           one pod's fault at run time, through its admin
+#                                           surface (kubectl exec; no rollout)
+#   scripts/kind.sh fault-clear [POD]       no fault on one pod, or on every calculator pod
+#   scripts/kind.sh reset                   back to the base: istio/ and no fault anywhere
 #   scripts/kind.sh down                    delete the cluster
 #
 # Environment: KIND_CLUSTER_NAME (meshcalc), IMAGE (meshcalc:dev), ISTIO_VERSION (1.30.4).
@@ -274,12 +278,53 @@ app_faults() {
 	done
 }
 
+# A pod by its name, or a Deployment's first pod.
+calculator_pod() {
+	local name=$1
+	if k -n "$NAMESPACE" get pod "$name" >/dev/null 2>&1; then
+		printf '%s\n' "$name"
+		return
+	fi
+	local pod
+	pod="$(k -n "$NAMESPACE" get pods -l "app=calculator" -o name | sed -n "s|^pod/\($name-[a-z0-9]*-[a-z0-9]*\)$|\1|p" | head -n 1)"
+	[[ -n "$pod" ]] || die "no calculator pod or Deployment named $name: $(k -n "$NAMESPACE" get pods -l app=calculator -o name | tr '\n' ' ')"
+	printf '%s\n' "$pod"
+}
+
+# calculator/admin_client.py inside the pod: it reaches the pod's own ADMIN_BIND (loopback).
+admin_client() {
+	local pod=$1
+	shift
+	k -n "$NAMESPACE" exec "$pod" -c calculator -- python -m calculator.admin_client "$@"
+}
+
+fault() {
+	local name=${1:-}
+	[[ -n "$name" ]] || die "usage: scripts/kind.sh fault POD [--errors X] [--status N] [--delay 2s] [--delay-share X] [--hang]"
+	shift
+	need_cluster
+	admin_client "$(calculator_pod "$name")" set "$@"
+}
+
+fault_clear() {
+	need_cluster
+	local pod
+	if [[ -n "${1:-}" ]]; then
+		admin_client "$(calculator_pod "$1")" clear
+		return
+	fi
+	for pod in $(k -n "$NAMESPACE" get pods -l app=calculator -o jsonpath='{.items[*].metadata.name}'); do
+		admin_client "$pod" clear
+	done
+}
+
 reset() {
 	need_cluster
 	say "restoring the base policy (istio/, istio/ingress/) and removing the calculator's app faults"
 	apply -k "$ROOT/istio"
 	apply -k "$ROOT/istio/ingress"
 	app_faults off
+	fault_clear
 }
 
 down() {
@@ -300,6 +345,8 @@ main() {
 	scenario) scenario "$@" ;;
 	scenarios) scenario_names ;;
 	app-faults) app_faults "$@" ;;
+	fault) fault "$@" ;;
+	fault-clear) fault_clear "$@" ;;
 	reset) reset ;;
 	down) down ;;
 	*)

@@ -93,7 +93,17 @@ def when_ready(server):
     server.handle_term = drain_then_stop
 
 
+def post_worker_init(worker):
+    # In the worker, where the app and its state live: an admin surface the app registered.
+    from servicekit.admin import start_registered
+
+    worker.admin_surface = start_registered(worker.wsgi)
+
+
 def worker_exit(server, worker):
     from servicekit.telemetry import shutdown_tracing
 
     shutdown_tracing()
+    surface = getattr(worker, "admin_surface", None)
+    if surface is not None:
+        surface.stop()

@@ -61,10 +61,21 @@ def test_local_overrides_replace_only_what_cannot_hold_on_one_machine(tmp_path):
         "CALCULATOR_URL": "http://calculator/calcular",
         "KEEPALIVE_SECONDS": "75",
         "DATA_DIR": str(tmp_path / "gateway-1"),
+        "HOSTNAME": "gateway-1",
         "HTTP_PROXY": "http://127.0.0.1:5555",
         "NO_PROXY": "127.0.0.1,localhost",
         "FAULT_FAILURE_RATE": "0.5",
     }
+
+
+def test_an_admin_surface_gets_a_loopback_port_of_its_own(tmp_path):
+    env = [{"name": "ADMIN_BIND", "value": "127.0.0.1:9901"}]
+    w = workload(deployment(env=env), SERVICES)
+    assert w.has_admin
+    assert replica_spec(w, 0, 4321, tmp_path, admin_port=6000).env["ADMIN_BIND"] == "127.0.0.1:6000"
+    with pytest.raises(TranslationError, match="ADMIN_BIND: it needs an admin port"):
+        replica_spec(w, 0, 4321, tmp_path)
+    assert not workload(deployment(), SERVICES).has_admin
 
 
 @pytest.mark.parametrize(
