@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from manifestcheck import references, resilience, workloads
 from manifestcheck.addons import check_grafana_wiring
 from manifestcheck.dashboard import check_dashboard, check_envoy_stats_exposed
-from manifestcheck.install import check_kind_ingress, check_tracing, ingress_labels
+from manifestcheck.install import check_kind_ingress, check_kind_node_image, check_tracing, ingress_labels
 from manifestcheck.istio_schema import check_istio_schema
 from manifestcheck.kubernetes_schema import check_kubernetes_schema
 from manifestcheck.loading import Repository
@@ -72,6 +72,7 @@ def offline_checks(repository: Repository) -> list[Finding]:
     findings += check_scenario_shape(repository.istio, repository.scenarios, sources)
     findings += check_scenarios_against_base(mesh, repository.scenarios, checks)
     findings += check_kind_ingress(repository.kind_cluster, repository.install, mesh)
+    findings += check_kind_node_image(repository.kind_cluster, repository.install)
     findings += check_tracing(repository.install, mesh)
     findings += check_grafana_wiring(repository.addons, repository.patches, repository.dashboards)
     for dashboard in repository.dashboards:

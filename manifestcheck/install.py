@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,10 @@ INGRESS_GATEWAY = "istio-ingressgateway"
 INGRESS_HOST_PORT = 8080
 NODE_PORT_RANGE = range(30000, 32768)
 ISTIO_NAMESPACE = "istio-system"
+# The Kubernetes minors each Istio minor is tested on (istio.io, "Supported releases": the support
+# status table). istioctl itself checks only the minimum, so it would install on an untested one.
+ISTIO_KUBERNETES_SUPPORT = {"1.30": ("1.32", "1.36")}
+_NODE_IMAGE = re.compile(r"kindest/node:v(?P<minor>\d+\.\d+)\.\d+(?P<digest>@sha256:[0-9a-f]{64})?")
 
 
 def istio_operator(install: Sequence[Manifest]) -> Manifest | None:
@@ -184,6 +189,41 @@ def check_tracing(install: Sequence[Manifest], mesh: Sequence[Manifest]) -> list
                         f"{path}.env.{OTLP_ENDPOINT_ENV}",
                         f"{host} is not the mesh's trace collector ({', '.join(sorted(collector_hosts))}): "
                         "app and proxy spans would land in different backends",
+                    )
+                )
+    return findings
+
+
+def _minor_tuple(minor: str) -> tuple[int, int]:
+    major, _, rest = minor.partition(".")
+    return int(major), int(rest)
+
+
+def check_kind_node_image(kind_cluster: Sequence[Manifest], install: Sequence[Manifest]) -> list[Finding]:
+    """Every kind node runs a Kubernetes the installed Istio supports, pinned by digest."""
+    operator = istio_operator(install)
+    tag = str(operator.spec.get("tag", "")) if operator is not None else ""
+    istio_minor = ".".join(tag.split(".")[:2])
+    supported = ISTIO_KUBERNETES_SUPPORT.get(istio_minor)
+    findings = []
+    for cluster in of_kind(kind_cluster, "Cluster"):
+        for index, node in enumerate(sequence(cluster.spec.get("nodes", cluster.body.get("nodes")))):
+            field = f"nodes[{index}].image"
+            image = str(mapping(node).get("image", ""))
+            match = _NODE_IMAGE.fullmatch(image)
+            if match is None:
+                findings.append(cluster.finding("kind-node", field, f"{image!r}: not a kindest/node:vX.Y.Z image"))
+                continue
+            if match["digest"] is None:
+                findings.append(cluster.finding("kind-node", field, "pin the image by digest, as kind's release notes list it"))
+            if supported is None:
+                findings.append(cluster.finding("kind-node", field, f"Istio {tag!r}: its supported Kubernetes versions are not known here"))
+            elif not _minor_tuple(supported[0]) <= _minor_tuple(match["minor"]) <= _minor_tuple(supported[1]):
+                findings.append(
+                    cluster.finding(
+                        "kind-node",
+                        field,
+                        f"Kubernetes {match['minor']}: Istio {istio_minor} supports {supported[0]} to {supported[1]}",
                     )
                 )
     return findings

@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 from manifestcheck.model import Finding, Manifest
 
 CHECK = "kubernetes-schema"
-# The node images of kind v0.33.0 (k8s/kind/cluster.yaml pins v1.37.0 among them).
+# The node images of kind v0.33.0 (k8s/kind/cluster.yaml pins v1.36.4 among them).
 KIND_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36", "1.37")
 # Groups whose kinds are not part of the Kubernetes API (CRDs or tool configs).
 NON_KUBERNETES_GROUPS = ("istio.io", "kind.x-k8s.io", "kustomize.config.k8s.io")

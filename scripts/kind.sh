@@ -16,15 +16,18 @@
 #   scripts/kind.sh reset                   back to the base: istio/ and no fault anywhere
 #   scripts/kind.sh down                    delete the cluster
 #
-# Environment: KIND_CLUSTER_NAME (meshcalc), IMAGE (meshcalc:dev), ISTIO_VERSION (1.30.4).
+# Environment: KIND_CLUSTER_NAME (meshcalc), IMAGE (meshcalc:dev: the image built, loaded and run),
+# ISTIO_VERSION (the tag of istio/install/istio-kind.yaml).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CLUSTER="${KIND_CLUSTER_NAME:-meshcalc}"
 CONTEXT="kind-${CLUSTER}"
-IMAGE="${IMAGE:-meshcalc:dev}"
-# The Istio release of istio/install/istio-kind.yaml and of the addons below.
-ISTIO_VERSION="${ISTIO_VERSION:-1.30.4}"
+# The image the Deployments of k8s/base name; IMAGE replaces it everywhere when set.
+MANIFEST_IMAGE="meshcalc:dev"
+IMAGE="${IMAGE:-$MANIFEST_IMAGE}"
+# The Istio release istio/install/istio-kind.yaml names (its tag), and of the addons below.
+ISTIO_VERSION="${ISTIO_VERSION:-$(awk '$1 == "tag:" {print $2; exit}' "$ROOT/istio/install/istio-kind.yaml")}"
 # k8s/kind/cluster.yaml pins a node image of this kind release.
 KIND_VERSION="v0.33.0"
 METRICS_SERVER_VERSION="v0.8.1"
@@ -62,7 +65,8 @@ need() {
 	for tool in "$@"; do
 		command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 	done
-	for tool in "${missing[@]}"; do
+	# ${a[@]+"${a[@]}"}: an empty array under set -u is an error in macOS's bash 3.2.
+	for tool in ${missing[@]+"${missing[@]}"}; do
 		printf 'error: %s is not installed. %s\n' "$tool" "$(install_hint "$tool")" >&2
 	done
 	((${#missing[@]} == 0)) || exit 1
@@ -94,7 +98,7 @@ scenario_names() {
 	for file in "$ROOT"/istio/scenarios/*.yaml; do
 		names+=("$(basename "$file" .yaml)")
 	done
-	printf '%s\n' "${names[@]}"
+	printf '%s\n' ${names[@]+"${names[@]}"}
 }
 
 create_cluster() {
@@ -127,31 +131,44 @@ install_metrics_server() {
 	fi
 }
 
-# Sets IMAGE_CHANGED=1 when the build made a new image, so running pods restart on it.
-IMAGE_CHANGED=0
 build_image() {
 	[[ -f "$ROOT/Dockerfile" ]] || die "no Dockerfile at $ROOT: the image $IMAGE is built from it"
-	local before after
-	before="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 	say "building $IMAGE"
 	docker build -t "$IMAGE" "$ROOT"
-	after="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
-	if [[ "$before" != "$after" ]]; then
-		IMAGE_CHANGED=1
-	fi
 	say "loading $IMAGE into kind (skipped by kind when the node has it)"
 	kind load docker-image "$IMAGE" --name "$CLUSTER"
 }
 
+# The image's id goes into each Deployment's pod template: its pods roll exactly when they do
+# not run this build, whatever an earlier run did or failed to do. (The annotation is not in
+# the manifests, so applying them again keeps it.)
+IMAGE_ID_ANNOTATION="meshcalc.dev/image-id"
+roll_to_image() {
+	local id deployment current
+	id="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+	for deployment in "${DEPLOYMENTS[@]}"; do
+		current="$(k -n "$NAMESPACE" get deployment "$deployment" \
+			-o jsonpath="{.spec.template.metadata.annotations.${IMAGE_ID_ANNOTATION//./\\.}}")"
+		if [[ "$current" != "$id" ]]; then
+			say "$deployment: rolling to image $id"
+			k -n "$NAMESPACE" patch deployment "$deployment" --type merge \
+				-p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"$IMAGE_ID_ANNOTATION\":\"$id\"}}}}}"
+		fi
+	done
+}
+
+# k8s/base with IMAGE in place of the image its Deployments name.
+apply_base() {
+	k kustomize "$ROOT/k8s/base" | sed "s|^\( *image: \)${MANIFEST_IMAGE}\$|\1${IMAGE}|" | apply -f -
+}
+
 apply_manifests() {
 	say "applying k8s/base, istio/ and istio/ingress/"
-	apply -k "$ROOT/k8s/base"
+	apply_base
 	apply -k "$ROOT/istio"
 	# The ingress gateway's own policy (edge limits, public paths), in its namespace.
 	apply -k "$ROOT/istio/ingress"
-	if [[ "$IMAGE_CHANGED" == 1 ]]; then
-		k -n "$NAMESPACE" rollout restart deployment
-	fi
+	roll_to_image
 	local deployment
 	for deployment in "${DEPLOYMENTS[@]}"; do
 		k -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
@@ -256,7 +273,8 @@ scenario() {
 	need_cluster
 	apply -n "$NAMESPACE" -f "$file"
 	say "scenario $name applied (scripts/kind.sh reset restores the base):"
-	sed -n '/^apiVersion/q;s/^# \{0,1\}/  /p' "$file" >&2
+	# awk, not sed: BSD sed (macOS) refuses commands after q on one line.
+	awk '/^apiVersion/ {exit} /^#/ {sub(/^# ?/, "  "); print}' "$file" >&2
 }
 
 app_faults() {
@@ -350,7 +368,7 @@ main() {
 	reset) reset ;;
 	down) down ;;
 	*)
-		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+		awk 'NR == 1 {next} /^set -euo/ {exit} /^#/ {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}" >&2
 		exit 2
 		;;
 	esac

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from manifestcheck.install import check_kind_ingress, check_tracing
+from manifestcheck.install import check_kind_ingress, check_kind_node_image, check_tracing
 from tests.manifestcheck.conftest import env_of
 
 OPERATOR = "istio/install/istio-kind.yaml"
@@ -107,3 +107,32 @@ def test_a_disabled_ingress_gateway_is_reported(repo_copy):
 def test_an_ingress_gateway_is_enabled_unless_said_otherwise(repo_copy):
     repo_copy.edit(OPERATOR, lambda d: d["spec"]["components"]["ingressGateways"][0].pop("enabled"))
     assert kind_findings(repo_copy) == []
+
+
+KIND = "k8s/kind/cluster.yaml"
+
+
+def node_findings(repo_copy):
+    repository = repo_copy.load()
+    return check_kind_node_image(repository.kind_cluster, repository.install)
+
+
+def test_the_kind_node_runs_a_kubernetes_istio_supports(repo_copy):
+    assert node_findings(repo_copy) == []
+    newest = "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
+    repo_copy.edit(KIND, lambda d: d["nodes"][0].update(image=newest))
+    (finding,) = node_findings(repo_copy)
+    assert (finding.check, finding.field) == ("kind-node", "nodes[0].image")
+    assert "Istio 1.30 supports 1.32 to 1.36" in finding.message
+
+
+def test_the_kind_node_image_is_pinned_by_digest(repo_copy):
+    repo_copy.edit(KIND, lambda d: d["nodes"][0].update(image="kindest/node:v1.36.4"))
+    (finding,) = node_findings(repo_copy)
+    assert "by digest" in finding.message
+
+
+def test_an_istio_release_of_unknown_support_is_said(repo_copy):
+    repo_copy.edit(OPERATOR, lambda d: d["spec"].update(tag="1.99.0"))
+    (finding,) = node_findings(repo_copy)
+    assert "Istio '1.99.0'" in finding.message
