@@ -9,12 +9,13 @@ route timeout the client gives up before.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.config import GatewaySettings
+from localmesh.translate.durations import parse_seconds
 from manifestcheck.model import (
     Finding,
     Manifest,
@@ -56,23 +57,24 @@ class ServiceClient:
     default_timeout: float
 
 
-# gateway/config.py: CALCULATOR_URL and CALCULATOR_TIMEOUT_SECONDS.
+# gateway/config.py's CALCULATOR_URL and CALCULATOR_TIMEOUT_SECONDS, with its defaults.
 CLIENTS = {
     "gateway.app:create_app()": ServiceClient(
-        "CALCULATOR_URL", "http://calculator/calcular", "CALCULATOR_TIMEOUT_SECONDS", 5.0
+        "CALCULATOR_URL",
+        GatewaySettings.calculator_url,
+        "CALCULATOR_TIMEOUT_SECONDS",
+        GatewaySettings.calculator_timeout_seconds,
     ),
 }
 
-_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|h|m|s))+$")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|h|m|s)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def parse_duration(value: Any) -> float | None:
-    """Seconds of an Istio duration ("30s", "1.5s", "500ms", "1m30s"), or None if malformed."""
-    if not isinstance(value, str) or not _DURATION.match(value):
+    """Seconds of an Istio duration ("30s", "1.5s", "500ms", "1m30s"), or None if malformed:
+    the local mesh's parser (localmesh/translate/durations.py), the one the Envoys get."""
+    try:
+        return float(parse_seconds(value))
+    except ValueError:
         return None
-    return sum(float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(value))
 
 
 def applies_to_mesh(vs: Manifest) -> bool:

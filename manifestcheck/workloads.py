@@ -19,16 +19,17 @@ from manifestcheck.model import (
     pod_templates,
     sequence,
 )
+from servicekit import serving_defaults
 
 # The sidecar's UID: iptables lets its traffic bypass the proxy.
 PROXY_UID = 1337
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 METRICS_PATH = "/metrics"
-# servicekit/gunicorn_conf.py's defaults, used where the env does not set them.
+# servicekit/gunicorn_conf.py's defaults, used where the env does not set them: read from the
+# module that owns them, so a changed default cannot leave the checks behind.
 GUNICORN_DEFAULTS = {
-    "SHUTDOWN_DRAIN_SECONDS": 5.0,
-    "GRACEFUL_TIMEOUT_SECONDS": 20.0,
-    "KEEPALIVE_SECONDS": 75.0,
+    name: float(getattr(serving_defaults, name))
+    for name in ("SHUTDOWN_DRAIN_SECONDS", "GRACEFUL_TIMEOUT_SECONDS", "KEEPALIVE_SECONDS")
 }
 KUBERNETES_DEFAULT_GRACE = 30
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"

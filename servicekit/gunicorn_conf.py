@@ -18,6 +18,7 @@ import time
 
 from gunicorn.glogging import Logger
 
+from servicekit import serving_defaults as defaults
 from servicekit.lifecycle import process_drain_flag
 from servicekit.settings import env_float, env_int
 
@@ -29,13 +30,13 @@ threads = env_int(os.environ, "GUNICORN_THREADS", 8, 1, 256)
 # Longer than any idle timeout in front of us (the DestinationRule's
 # idleTimeout is 30s): the proxy must close an idle connection before we do,
 # or it may send a request on a connection we are closing (Envoy's 503 UC).
-keepalive = env_int(os.environ, "KEEPALIVE_SECONDS", 75, 1, 3600)
+keepalive = env_int(os.environ, "KEEPALIVE_SECONDS", defaults.KEEPALIVE_SECONDS, 1, 3600)
 timeout = env_int(os.environ, "WORKER_TIMEOUT_SECONDS", 30, 1, 3600)
-graceful_timeout = env_int(os.environ, "GRACEFUL_TIMEOUT_SECONDS", 20, 1, 3600)
+graceful_timeout = env_int(os.environ, "GRACEFUL_TIMEOUT_SECONDS", defaults.GRACEFUL_TIMEOUT_SECONDS, 1, 3600)
 # Time between SIGTERM and closing the listener, while /readyz says 503 so
 # that load balancers stop sending; the pod's terminationGracePeriodSeconds
 # must exceed this plus graceful_timeout.
-drain_seconds = env_float(os.environ, "SHUTDOWN_DRAIN_SECONDS", 5.0, 0.0, 300.0)
+drain_seconds = env_float(os.environ, "SHUTDOWN_DRAIN_SECONDS", defaults.SHUTDOWN_DRAIN_SECONDS, 0.0, 300.0)
 
 # No control socket: nothing should be able to reconfigure a running server,
 # and the root filesystem is read-only in the container.

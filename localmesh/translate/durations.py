@@ -19,18 +19,26 @@ _SECONDS = {
 }
 
 
-def seconds(text: str, path: str, origin: Origin) -> Decimal:
-    """The duration in seconds, to the nanosecond (protobuf's precision)."""
+def parse_seconds(text: str) -> Decimal:
+    """The duration in seconds, to the nanosecond (protobuf's precision); ValueError if it is none."""
     if not isinstance(text, str) or not text:
-        raise origin.invalid(path, f"must be a duration such as '1s' or '100ms', not {text!r}")
+        raise ValueError(f"must be a duration such as '1s' or '100ms', not {text!r}")
     position, total = 0, Decimal(0)
     while position < len(text):
         part = _PART.match(text, position)
         if part is None:
-            raise origin.invalid(path, f"must be a duration such as '1s' or '100ms', not {text!r}")
+            raise ValueError(f"must be a duration such as '1s' or '100ms', not {text!r}")
         total += Decimal(part.group(1)) * _SECONDS[part.group(2)]
         position = part.end()
     return total.quantize(Decimal("0.000000001"))
+
+
+def seconds(text: str, path: str, origin: Origin) -> Decimal:
+    """``parse_seconds`` of a manifest's field: an error names the file, resource and field."""
+    try:
+        return parse_seconds(text)
+    except ValueError as error:
+        raise origin.invalid(path, str(error)) from None
 
 
 def envoy_duration(value: Decimal) -> str:

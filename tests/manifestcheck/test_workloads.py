@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from manifestcheck import workloads
-from tests.manifestcheck.conftest import container, env_of
+from tests.manifestcheck.conftest import REPO_ROOT, container, env_of
 
 GATEWAY = "k8s/base/gateway-deployment.yaml"
 CALCULATOR = "k8s/base/calculator-v1-deployment.yaml"
@@ -280,3 +280,29 @@ def test_parse_quantity():
     assert workloads.parse_quantity("96Mi") == 96 * 2**20
     assert workloads.parse_quantity("1G") == 1e9
     assert workloads.parse_quantity("lots") is None
+
+
+def test_the_gunicorn_defaults_checked_are_the_ones_gunicorn_gets():
+    """manifestcheck reads servicekit.serving_defaults; gunicorn_conf must take its defaults from there."""
+    import subprocess
+    import sys
+
+    probe = "import servicekit.gunicorn_conf as c; print(c.keepalive, c.graceful_timeout, c.drain_seconds)"
+    environment = {"PATH": "/usr/bin:/bin"}
+    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env=environment, cwd=REPO_ROOT).stdout.split()
+    keepalive, graceful, drain = (float(value) for value in output)
+    assert workloads.GUNICORN_DEFAULTS == {
+        "KEEPALIVE_SECONDS": keepalive,
+        "GRACEFUL_TIMEOUT_SECONDS": graceful,
+        "SHUTDOWN_DRAIN_SECONDS": drain,
+    }
+
+
+def test_the_gateways_client_defaults_are_the_gateways():
+    from gateway.config import GatewaySettings
+    from manifestcheck.resilience import CLIENTS
+
+    (client,) = CLIENTS.values()
+    defaults = GatewaySettings()
+    assert (client.default_url, client.default_timeout) == (defaults.calculator_url, defaults.calculator_timeout_seconds)
