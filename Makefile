@@ -4,27 +4,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# make up and the commands beside it need the services and the mesh only (about 150 MB);
+# make test, the benchmarks and the reliability suite add the test tools (about 850 MB in all).
+RUN_INSTALLED := $(VENV)/.installed-run
 INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
 .PHONY: up test venv clean scenario scenarios status demo restart fault fault-clear reliability reliability-quick bench bench-quick
 
-up: $(INSTALLED)
+up: $(RUN_INSTALLED)
 	$(BIN)/python -m localmesh up
 
 # While `make up` runs, in another terminal:
-scenario: $(INSTALLED)
+scenario: $(RUN_INSTALLED)
 	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh scenario $(NAME)
 
-scenarios: $(INSTALLED)
+scenarios: $(RUN_INSTALLED)
 	@$(BIN)/python -m localmesh scenarios
 
-status: $(INSTALLED)
+status: $(RUN_INSTALLED)
 	@$(BIN)/python -m localmesh status
 
-restart: $(INSTALLED)
+restart: $(RUN_INSTALLED)
 	$(BIN)/python -m localmesh restart
 
 # One calculator replica's fault, at run time, no restart (every replica when POD is left out):
@@ -33,16 +36,16 @@ restart: $(INSTALLED)
 FAULT_OPTIONS = $(if $(ERRORS),--errors $(ERRORS)) $(if $(STATUS),--status $(STATUS)) \
 	$(if $(DELAY),--delay $(DELAY)) $(if $(DELAY_SHARE),--delay-share $(DELAY_SHARE)) $(if $(HANG),--hang)
 
-fault: $(INSTALLED)
+fault: $(RUN_INSTALLED)
 	@$(BIN)/python -m localmesh fault $(POD) $(FAULT_OPTIONS)
 
-fault-clear: $(INSTALLED)
+fault-clear: $(RUN_INSTALLED)
 	@$(BIN)/python -m localmesh fault-clear $(POD)
 
 # One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
 # with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its
 # expectation held. JSON=1 prints the report as JSON.
-demo: $(INSTALLED)
+demo: $(RUN_INSTALLED)
 	@test -n "$(NAME)" || { echo "usage: make demo NAME=<one of: $$($(BIN)/python -m localmesh demo --list | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh demo $(NAME) $(if $(JSON),--json) $(if $(KIND),--kind)
 
@@ -52,8 +55,12 @@ test: $(INSTALLED) $(CHECKOV)
 venv: $(INSTALLED)
 
 # constraints.txt pins every package of the tree, so installs are repeatable.
-$(INSTALLED): pyproject.toml constraints.txt
+$(RUN_INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mesh]'
+	touch $@
+
+$(INSTALLED): $(RUN_INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mesh,bench,test]'
 	touch $@
 
