@@ -15,8 +15,12 @@ and for each, three cases:
   Our calculator answers them 400 now, so this case needs an app that still fails
   with 500: ``--old-app`` names a checkout of commit 2fa91f6 (``git worktree add DIR
   2fa91f6``), whose calculator raised RecursionError on 1,000 ``[``;
-- kill-restart: two v1 replicas killed 17 s apart under load, each restarted by
-  the runner in about a second, with baseEjectionTime 30 s and 10 s.
+- kill-restart: v1 replicas SIGKILLed under load (two, 17 s apart; five, 10 s
+  apart, alternating), each restarted by the runner in about a second, with
+  each (baseEjectionTime, interval) of EJECTIONS;
+- half-failing-long: the half-failing replica under 60 s of steady load, with
+  each of EJECTIONS: what a shorter ejection costs (the replica comes back
+  sooner and is ejected again, each time for longer).
 
 It prints one JSON line per case; docs/fault-tolerance.md has the figures.
 """
@@ -36,7 +40,7 @@ from pathlib import Path
 import yaml
 
 from localmesh.mesh import Mesh, MeshOptions
-from localmesh.observe import subset_cluster
+from localmesh.observe import calcular_requests, subset_cluster
 from localmesh.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +54,12 @@ POLICIES = {
     ),
 }
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
+# (baseEjectionTime, interval) compared in the kill and long half-failing cases.
+EJECTIONS = [("30s", "5s"), ("10s", "1s"), ("5s", "1s")]
 QUERY_OF_DEATH = b"[" * 1000
 
 
-def policy_root(destination: Path, policy: str, base_ejection: str = "30s") -> Path:
+def policy_root(destination: Path, policy: str, base_ejection: str = "30s", interval: str = "5s") -> Path:
     """k8s/base and istio/ with the calculator's retryOn and outlier detection of ``policy``."""
     import shutil
 
@@ -69,7 +75,7 @@ def policy_root(destination: Path, policy: str, base_ejection: str = "30s") -> P
     outlier = dr["spec"]["trafficPolicy"]["outlierDetection"]
     for key in ("consecutive5xxErrors", "consecutiveGatewayErrors"):
         outlier.pop(key, None)
-    outlier.update(ejection, baseEjectionTime=base_ejection)
+    outlier.update(ejection, baseEjectionTime=base_ejection, interval=interval)
     dr_path.write_text(yaml.safe_dump(dr, sort_keys=False))
     return destination
 
@@ -84,8 +90,6 @@ def sidecar_sum(mesh: Mesh, stat: str) -> int:
 
 
 def app_statuses(mesh: Mesh) -> Counter:
-    from localmesh.observe import calcular_requests
-
     total: Counter = Counter()
     for pod, service in mesh.services.items():
         if pod.startswith("calculator"):
@@ -146,10 +150,13 @@ def query_of_death(root: Path, work: Path, old_app: Path) -> dict:
         mesh.stop()
 
 
-def kill_restart(root: Path, work: Path, gap: float) -> dict:
+def kill_restart(
+    root: Path, work: Path, pods: list[str], gap: float, seconds: float = 0.0, pod_env: dict | None = None
+) -> dict:
+    """Steady load (4 clients, ~20 req/s each) while ``pods`` are SIGKILLed ``gap`` apart; at least ``seconds``."""
     import threading
 
-    mesh = started_mesh(root, work)
+    mesh = started_mesh(root, work, pod_env=pod_env or {})
     try:
         body = json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3}).encode()
         statuses: Counter = Counter()
@@ -167,18 +174,23 @@ def kill_restart(root: Path, work: Path, gap: float) -> dict:
         for thread in threads:
             thread.start()
         time.sleep(5)  # a steady load before the first kill: the pace is what is measured
-        for pod in ("calculator-v1-0", "calculator-v1-1"):
-            service = mesh.services[pod]
-            old_pid = service.pid
+        for pod in pods:
+            old_pid = mesh.services[pod].pid
+            killed = time.monotonic()
             os.killpg(old_pid, signal.SIGKILL)
             wait_until(lambda: mesh.services[pod].pid not in (None, old_pid), 30, what=f"{pod} restarted")
-            time.sleep(gap if pod.endswith("-0") else 10)
+            time.sleep(max(0.0, killed + gap - time.monotonic()))  # the schedule is what is measured
+        time.sleep(max(0.0, seconds - 5))
         stop.set()
         for thread in threads:
             thread.join(15)
         total = sum(statuses.values())
+        failed_attempts = sum(
+            calcular_requests(service.url)[503] for pod, service in mesh.services.items() if pod.startswith("calc")
+        )
         return {"requests": total, "success": round(statuses[200] / total, 5), "statuses": dict(statuses),
-                "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total")}
+                "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total"),
+                "retries": sidecar_sum(mesh, "upstream_rq_retry"), "app_503": failed_attempts}
     finally:
         mesh.stop()
 
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-app", type=Path, help="a checkout of 2fa91f6, for the query-of-death case")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--cases", default="half-failing,query-of-death,kill-restart")
+    parser.add_argument("--cases", default="half-failing,query-of-death,kill-restart,half-failing-long")
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
     with tempfile.TemporaryDirectory() as scratch:
@@ -201,11 +213,26 @@ def main(argv: list[str] | None = None) -> int:
                 root = policy_root(work / f"{policy}-qod", policy)
                 print(json.dumps({"policy": policy, "case": "query-of-death",
                                   **query_of_death(root, work / f"{policy}-qod-run", args.old_app)}), flush=True)
+        if "half-failing-long" in cases:
+            for base, interval in EJECTIONS:
+                name = f"half-long-{base}-{interval}"
+                root = policy_root(work / name, "gateway-error", base, interval)
+                figures = kill_restart(root, work / f"{name}-run", [], 0.0, 60.0,
+                                       {"calculator-v1-0": {"FAULT_FAILURE_RATE": "0.5"}})
+                print(json.dumps({"policy": "gateway-error", "baseEjectionTime": base, "interval": interval,
+                                  "case": "half-failing replica, 60 s", **figures}), flush=True)
         if "kill-restart" in cases:
-            for base in ("30s", "10s"):
-                root = policy_root(work / f"kill-{base}", "gateway-error", base)
-                print(json.dumps({"policy": "gateway-error", "baseEjectionTime": base, "case": "kill-restart",
-                                  **kill_restart(root, work / f"kill-{base}-run", 17.0)}), flush=True)
+            schedules = {
+                "2 kills 17 s apart": (["calculator-v1-0", "calculator-v1-1"], 17.0),
+                "5 kills 10 s apart": (["calculator-v1-0", "calculator-v1-1"] * 2 + ["calculator-v1-0"], 10.0),
+            }
+            for label, (pods, gap) in schedules.items():
+                for base, interval in EJECTIONS:
+                    name = f"kill-{base}-{interval}-{len(pods)}"
+                    root = policy_root(work / name, "gateway-error", base, interval)
+                    print(json.dumps({"policy": "gateway-error", "baseEjectionTime": base, "interval": interval,
+                                      "case": label, **kill_restart(root, work / f"{name}-run", pods, gap)}),
+                          flush=True)
     return 0
 
 

@@ -551,7 +551,8 @@ SCENARIOS: dict[str, Scenario] = {
             "kill-replica",
             "calculator-v1-0 SIGKILLed under load (the whole pod); the runner restarts it, as a ReplicaSet would.",
             "Requests in flight on it and connections refused are retried elsewhere: the clients see nothing. It comes "
-            "back, but each sidecar ejected it (connect failures count as gateway errors): it gets traffic again after 30 s.",
+            "back, but each sidecar ejected it (connect failures count as gateway errors): it gets traffic again when "
+            "the ejection (baseEjectionTime) ends.",
             None,
             LoadSpec(560, rate=12.5),
             lambda m: [
