@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: up test venv clean scenario scenarios status demo restart fault fault-clear reliability reliability-quick bench bench-quick
+.PHONY: up test venv clean scenario scenarios status demo restart fault fault-clear load reliability reliability-quick bench bench-quick
 
 up: $(RUN_INSTALLED)
 	$(BIN)/python -m localmesh up
@@ -41,6 +41,11 @@ fault: $(RUN_INSTALLED)
 
 fault-clear: $(RUN_INSTALLED)
 	@$(BIN)/python -m localmesh fault-clear $(POD)
+
+# Steady load through the ingress while `make up` runs, a line of answers a second; Ctrl-C stops it.
+#   make load [RATE=10] [DURATION=60s] [CANARY=1]
+load: $(RUN_INSTALLED)
+	@$(BIN)/python -m localmesh load $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) $(if $(CANARY),--canary)
 
 # One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
 # with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its

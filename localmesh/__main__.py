@@ -8,6 +8,7 @@
     fault POD [--errors X] [--status N] [--delay 2s] [--delay-share X] [--hang]
                                                          one calculator replica's fault, at run time
     fault-clear [POD]                                    no fault on one replica, or on all
+    load [--rate 10] [--duration 60s] [--canary]         steady load through the ingress, a live line a second
     demo NAME [--json] [--kind]                          a scenario applied, loaded and judged
     demo --list                                          the demo scenarios
 """
@@ -149,6 +150,22 @@ def _admin_urls(state, pod: str | None) -> dict[str, str]:
     return {pod: urls[pod]}
 
 
+def load(args) -> int:
+    from localmesh import traffic
+    from localmesh.translate.durations import parse_seconds
+
+    try:
+        seconds = float(parse_seconds(args.duration))
+        steady = traffic.SteadyLoad(_running_state()["ingress_url"], args.rate, seconds, args.canary)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    canary = ", x-canary: always" if args.canary else ""
+    print(f"POST /calcular through {steady.host}:{steady.port}, {args.rate:g}/s for {seconds:g} s{canary}; Ctrl-C stops",
+          flush=True)
+    traffic.run(steady, lambda line: print(line, flush=True))
+    return 0
+
+
 def fault(args) -> int:
     body = faults.fault_body(args.errors, args.status, args.delay, args.delay_share, args.hang)
     for pod, url in _admin_urls(_running_state(), args.pod).items():
@@ -262,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=status)
     commands.add_parser("restart", help="restart every replica in turn, as a rolling update").set_defaults(run=restart)
+    steady = commands.add_parser("load", help="steady load through the ingress, with a live line of answers")
+    steady.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
+    steady.add_argument("--duration", default="60s", help="how long, as a duration: 60s, 5m (default 60s, at most 1h)")
+    steady.add_argument("--canary", action="store_true", help="send x-canary: always (every request to v2)")
+    steady.set_defaults(run=load)
     set_fault = commands.add_parser("fault", help="set one calculator replica's fault, at run time (no restart)")
     set_fault.add_argument("pod", nargs="?", help="e.g. calculator-v1-0; every replica with faults when left out")
     faults.add_fault_options(set_fault)

@@ -5,6 +5,7 @@ clients see it, `fault-clear` heals it; the admin surface stays out of the mesh'
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -67,3 +68,30 @@ def test_the_admin_surface_is_out_of_the_meshs_reach(mesh):
         assert status == 404, host
     # Only the replica's own loopback port answers, and it was not changed by any of the above.
     assert cli(mesh, "status").count("fault: none") == 3
+
+
+def test_make_load_shows_the_answers_live_and_stops_on_ctrl_c(mesh):
+    output = cli(mesh, "load", "--rate", "20", "--duration", "2s")
+    lines = output.splitlines()
+    assert lines[0].startswith("POST /calcular through 127.0.0.1:")
+    assert any(" sent  200 v1 " in line for line in lines[1:-1])
+    total = lines[-1]
+    assert total.startswith("total ") and "no answer" not in total
+    sent = int(total.split(" sent")[0].split()[-1])
+    assert 30 <= sent <= 40  # 20/s for 2 s, paced
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localmesh", "load", "--rate", "10", "--duration", "30s", "--canary"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "LOCALMESH_RUN_DIR": str(mesh.options.run_dir)},
+    )
+    try:
+        assert process.stdout.readline().startswith("POST /calcular")
+        assert " 200 v2 " in process.stdout.readline()  # the first live line: every answer from v2
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "stopping (Ctrl-C)" in rest and rest.splitlines()[-1].startswith("total ")
+    assert " v1 " not in rest.splitlines()[-1]
