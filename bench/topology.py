@@ -97,7 +97,10 @@ class Topology:
         return next(w for w in self.mesh.translation.workloads if w.name == name)
 
     def _add(self, name: str, workload: Workload, env: dict[str, str]) -> None:
-        spec = replica_spec(workload, 0, free_port(), self.work_dir / "data" / name, None, None, {**COMMON_ENV, **env})
+        admin = free_port() if workload.has_admin else None  # its own: the mesh's replica holds the plan's
+        spec = replica_spec(
+            workload, 0, free_port(), self.work_dir / "data" / name, None, None, {**COMMON_ENV, **env}, admin
+        )
         self.extra[name] = ServiceProcess(dataclasses.replace(spec, name=name), self.work_dir / "logs")
 
     def stop(self) -> None:

@@ -8,6 +8,9 @@ from localmesh.processes import ServiceProcess, ServiceSpec, free_port
 from servicekit.lifecycle import DrainFlag
 from tests.support import CALCULATOR_APP, CAPTURED_HEADERS, GATEWAY_APP, OtlpReceiver
 
+# A test that lacks a tool or a privilege is skipped, and fails under CI (tests/tools.py).
+from tests.tools import pytest_configure, pytest_runtest_makereport, pytest_runtest_setup  # noqa: F401
+
 
 @pytest.fixture
 def calculator_factory(tmp_path):

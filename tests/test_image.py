@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import APT, require
+
 ROOT = Path(__file__).resolve().parents[1]
 PODMAN = shutil.which("podman")
 DEBOOTSTRAP = shutil.which("debootstrap") or (shutil.which("debootstrap", path="/usr/sbin:/sbin"))
@@ -136,8 +138,8 @@ def ensure_base_image() -> str:
         if image_exists(name):
             return name
         if not tarball.is_file():
-            if DEBOOTSTRAP is None:
-                pytest.skip("debootstrap is not installed (Debian package debootstrap) and no cached base image exists")
+            # Only when no base image is cached: a reused machine needs no debootstrap.
+            require("debootstrap", DEBOOTSTRAP, APT.format("debootstrap"))
             with tempfile.TemporaryDirectory(dir="/var/tmp") as work:
                 rootfs = Path(work) / "rootfs"
                 debootstrap_rootfs(rootfs)
@@ -245,10 +247,9 @@ def exec_in(name: str, *command: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built_image():
-    if PODMAN is None:
-        pytest.skip("podman is not installed (Debian package podman; .ci/run installs it)")
-    if os.geteuid() != 0:
-        pytest.skip("needs root: debootstrap and `podman build --isolation=chroot` run as root here")
+    require("podman", PODMAN, APT.format("podman runc"))
+    # debootstrap and `podman build --isolation=chroot` run as root here.
+    require("root", os.geteuid() == 0, "run the tests as root (the hosted CI runs .ci/run with sudo)")
     tag = f"localhost/meshcalc-imagetest:{uuid.uuid4().hex[:12]}"
     build_image(ensure_base_image(), tag)
     try:

@@ -12,6 +12,7 @@ from bench.run import QUICK, rotated, run, spread
 from bench.topology import ROOT, one_replica_manifests
 from localmesh.loader import Layout, load_mesh
 from localmesh.translate import read_manifests
+from tests.tools import APT, needs
 
 WRK_LINE = (
     'Running 1s test\nBENCH {"requests": 200, "duration_us": 1000000, "non2xx": 1, "socket_errors": 0, '
@@ -46,7 +47,7 @@ def test_one_replica_manifests_translate_to_one_gateway_and_one_calculator(tmp_p
 
 
 @pytest.mark.processes
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+@needs("wrk", shutil.which("wrk"), APT.format("wrk"))
 def test_quick_mode_runs_end_to_end_on_tiny_numbers(tmp_path):
     plan = dataclasses.replace(
         QUICK, warmup_s=1, saturation_s=1, fixed_s=1, rounds=1, scrape_requests=20, scrapes=2, cold_starts=0

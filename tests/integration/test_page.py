@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+from tests.tools import APT, require
+
 pytestmark = [pytest.mark.processes, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -21,8 +23,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    require("chromium", CHROMIUM, APT.format("chromium"))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

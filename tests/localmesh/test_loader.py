@@ -1,6 +1,5 @@
 """Reading k8s/ and istio/ from disk, as kustomize would."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,17 +8,15 @@ import yaml
 
 from localmesh.loader import Layout, load_kustomization, load_mesh
 from localmesh.translate import TranslationError
+from tests.tools import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("directory", ["k8s/base", "istio", "istio/ingress"])
 def test_loader_agrees_with_kubectl_kustomize(directory):
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed: nothing to compare the loader with")
     rendered = subprocess.run(
-        [kubectl, "kustomize", str(ROOT / directory)], capture_output=True, text=True, check=True
+        [kubectl(), "kustomize", str(ROOT / directory)], capture_output=True, text=True, check=True
     ).stdout
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     loaded = {(r.kind, r.name): r for r in load_kustomization(ROOT / directory, ROOT)}

@@ -12,6 +12,7 @@ from localmesh.mesh import Mesh, MeshOptions
 from localmesh.processes import free_port, wait_until
 from localmesh.prometheus import Target, prometheus_binary, scrape_config
 from tests.support import get, post_json
+from tests.tools import APT, require
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "meshcalc.json"
@@ -61,8 +62,7 @@ def query(prometheus_url: str, expression: str) -> list:
 
 @pytest.fixture(scope="module")
 def mesh_with_prometheus(tmp_path_factory):
-    if prometheus_binary() is None:
-        pytest.skip("Debian's prometheus is not installed (apt-get install prometheus); .ci/run installs it")
+    require("prometheus", prometheus_binary(), APT.format("prometheus"))
     options = MeshOptions(
         root=ROOT,
         run_dir=tmp_path_factory.mktemp("mesh-prometheus"),

@@ -9,8 +9,9 @@ from calculator.config import CalculatorSettings
 from gateway.app import create_app as create_gateway
 from manifestcheck import dashboard as dash
 from manifestcheck.loading import Dashboard
-from manifestcheck.tools import ToolMissing, find_tool, run_promtool
+from manifestcheck.tools import ToolMissing, run_promtool
 from servicekit.lifecycle import DrainFlag
+from tests.tools import needs_promtool
 
 DASHBOARD = "dashboards/meshcalc.json"
 ANNOTATION = "proxy.istio.io/config"
@@ -148,17 +149,14 @@ def test_metric_names_ignore_label_values():
     assert dash.metric_names(expr) == {"a_total", "b_bucket"}
 
 
+@needs_promtool
 def test_every_query_parses_with_promtool(repository):
-    if find_tool("promtool") is None:
-        pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
     (dashboard,) = repository.dashboards
     assert run_promtool(dashboard) == []
 
 
+@needs_promtool
 def test_promtool_reports_the_query_that_does_not_parse(repo_copy):
-    if find_tool("promtool") is None:
-        pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-
     def change(document):
         t = target(document, "Upstream outcomes")
         t["expr"] = t["expr"].replace("sum by (status)", "sum by (status")

