@@ -73,13 +73,19 @@ def _match(match: Fields, sub_filter: str | None) -> None:
             fields.finish()
 
 
-def _merge_hcm(value: Fields) -> dict:
+def _typed_config(value: Fields, wanted: str, what: str) -> Fields:
+    """``value.typed_config``, which must be of type ``wanted``."""
     config = value.mapping("typed_config")
     if config is None:
         raise value.origin.invalid(value.at("typed_config"), "is required")
     kind = config.text("@type", required=True)
-    if kind != HCM_TYPE:
-        raise config.origin.unsupported(config.at("@type"), kind, f"the MERGE needs {HCM_TYPE}")
+    if kind != wanted:
+        raise config.origin.unsupported(config.at("@type"), kind, f"{what} needs {wanted}")
+    return config
+
+
+def _merge_hcm(value: Fields) -> dict:
+    config = _typed_config(value, HCM_TYPE, "the MERGE")
     merged = {key: copy.deepcopy(config.raw(key)) for key in sorted(HCM_MERGE_FIELDS) if config.has(key)}
     config.finish()
     value.finish()
@@ -90,12 +96,7 @@ def _buffer_filter(value: Fields) -> dict:
     name = value.text("name", required=True)
     if name != BUFFER_FILTER:
         raise value.origin.unsupported(value.at("name"), name, f"only {BUFFER_FILTER} is inserted")
-    config = value.mapping("typed_config")
-    if config is None:
-        raise value.origin.invalid(value.at("typed_config"), "is required")
-    kind = config.text("@type", required=True)
-    if kind != BUFFER_TYPE:
-        raise config.origin.unsupported(config.at("@type"), kind, f"the buffer filter needs {BUFFER_TYPE}")
+    config = _typed_config(value, BUFFER_TYPE, "the buffer filter")
     limit = config.integer("max_request_bytes", required=True, minimum=1)
     config.finish()
     value.finish()
