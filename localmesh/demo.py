@@ -687,8 +687,15 @@ def _sidecar_counters(mesh) -> dict[str, dict[str, int]]:
     return found
 
 
+# A slow replica may still be busy with attempts the sidecars gave up on (timeout: 24 attempts of
+# 4 s on two replicas of 8 threads), and its /metrics waits for a free thread: up to 8 s there.
+REPLICA_SCRAPE_TIMEOUT_SECONDS = 20.0
+
+
 def _replica_counts(mesh) -> dict[str, Counter]:
-    return {pod: calcular_requests(mesh.services[pod].url) for pod in CALCULATOR_PODS}
+    return {
+        pod: calcular_requests(mesh.services[pod].url, REPLICA_SCRAPE_TIMEOUT_SECONDS) for pod in CALCULATOR_PODS
+    }
 
 
 def load_figures(result) -> dict:

@@ -53,12 +53,12 @@ class PortPlan:
     admin: dict[str, int] = field(default_factory=dict)  # pod -> its admin surface (faults)
 
     @classmethod
-    def allocate(cls, ingress_port: int, workloads: list[Workload]) -> "PortPlan":
+    def allocate(cls, ingress_port: int, workloads: list[Workload], taken: Sequence[int] = ()) -> "PortPlan":
         pods = [w.pod(i) for w in workloads if w.calls_mesh for i in range(w.replicas)]
         with_admin = [w.pod(i) for w in workloads if w.has_admin for i in range(w.replicas)]
         # Drawn together, so that no two are the same port (nor the ingress's).
         count = 1 + sum(w.replicas for w in workloads) + 2 * len(pods) + len(with_admin)
-        ports = iter(free_ports(count, exclude=[ingress_port]))
+        ports = iter(free_ports(count, exclude=[ingress_port, *taken]))
         return cls(
             ingress=ingress_port,
             ingress_admin=next(ports),
@@ -88,6 +88,7 @@ def translate(
     logs: Path,
     ingress_port: int,
     pod_ports: Mapping[str, Sequence[int]] | None = None,
+    taken: Sequence[int] = (),
 ) -> tuple[Translation, PortPlan]:
     """Manifests to Envoy bootstraps on a port plan (a new plan when None).
 
@@ -96,7 +97,7 @@ def translate(
     """
     manifests = read_manifests(resources)
     workloads = workloads_of(resources, manifests)
-    plan = plan or PortPlan.allocate(ingress_port, workloads)
+    plan = plan or PortPlan.allocate(ingress_port, workloads, taken)
     endpoints = with_pod_ports(local_endpoints(manifests, plan.replicas), pod_ports or {})
     bootstraps = {
         INGRESS: ingress_bootstrap(
@@ -166,7 +167,9 @@ class Mesh:
     def start(self, timeout: float = 30.0) -> None:
         resources = load_mesh(self.layout, self.options.scenario)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.translation, self.plan = translate(resources, None, self.logs, self.options.ingress_port)
+        # Prometheus' port is chosen before the plan is drawn: no replica may be given it.
+        taken = [self.options.prometheus_port] if self.options.prometheus_port is not None else []
+        self.translation, self.plan = translate(resources, None, self.logs, self.options.ingress_port, taken=taken)
         data_root = self.options.run_dir / "data"
         for w in self.translation.workloads:
             for index, port in enumerate(self.plan.replicas[w.deployment]):

@@ -134,14 +134,14 @@ def scrape_url(url: str, timeout: float = 5.0) -> dict:
     }
 
 
-def calcular_requests(url: str) -> Counter:
+def calcular_requests(url: str, timeout: float = 5.0) -> Counter:
     """POST /calcular requests a replica answered, by status, from its own /metrics.
 
     The app counts a request before sending its answer, so once a client (or
     Envoy) has an answer, this count has it.
     """
     counts = Counter()
-    for (name, labels), value in scrape_url(url).items():
+    for (name, labels), value in scrape_url(url, timeout).items():
         labels = dict(labels)
         if name == "http_server_requests_total" and labels.get("route") == "/calcular":
             counts[int(labels["status"])] += int(value)

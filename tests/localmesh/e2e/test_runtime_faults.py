@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.localmesh.e2e.support import calcular_requests, load, scenario
+from tests.localmesh.e2e.support import calcular_requests, cluster_stat, load, scenario
 from tests.support import ROOT, get, post_json
 
 pytestmark = pytest.mark.processes
@@ -43,15 +43,20 @@ def test_a_replica_broken_by_hand_shows_only_without_retries(mesh):
             failed_at_replica = (calcular_requests(mesh.services[BROKEN]) - before)[503]
         with scenario(mesh, "canary-100-0+outlier-detection-lenient"):
             before = calcular_requests(mesh.services[BROKEN])
+            retried_before = cluster_stat(mesh, "v1", "retry.upstream_rq_503")
             with_retries = Counter(a.status for a in load(mesh, 200))
             hidden = (calcular_requests(mesh.services[BROKEN]) - before)[503]
+            retried = cluster_stat(mesh, "v1", "retry.upstream_rq_503") - retried_before
     finally:
         assert cli(mesh, "fault-clear").count("fault none") == 3
     print(f"fault by hand: retries off {dict(without)} ({failed_at_replica} failed at {BROKEN}); "
-          f"retries on {dict(with_retries)} ({hidden} failed at {BROKEN}, all retried)")
+          f"retries on {dict(with_retries)} ({hidden} failed at {BROKEN}, {retried} retried)")
     # Without retries, each of the replica's own 503s is a client's.
     assert without[503] == failed_at_replica > 0
-    assert with_retries == {200: 200} and hidden > 0
+    # With them, each was retried, but for the rare request whose every attempt met it (URX: Envoy's
+    # least-request picks the replica that fails fast; docs/fault-tolerance.md), as in test_retries.py.
+    assert hidden > 0 and hidden == retried + with_retries[503]
+    assert with_retries[200] >= 0.99 * 200
     assert {pod: service.restarts for pod, service in mesh.services.items()} == restarts
     assert "fault: none" in next(line for line in cli(mesh, "status").splitlines() if BROKEN in line)
 
