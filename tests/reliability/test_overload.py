@@ -13,10 +13,10 @@ import json
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 
+from localmesh.load import CALCULATION, Sample, parse_hey_csv
 from localmesh.observe import flags_of
 from tests.localmesh.e2e.support import access_log
 from tests.reliability.support import (
@@ -50,13 +50,6 @@ ASKED = 2.2
 MiB = 2**20
 
 
-@dataclass(frozen=True)
-class Sample:
-    seconds: float
-    status: int
-    offset: float
-
-
 def hey(url: str, seconds: float, clients: int, rate: float | None = None) -> list[Sample]:
     """POST /calcular from ``clients`` workers for ``seconds`` (each paced to ``rate``/s): one row a request.
 
@@ -64,14 +57,10 @@ def hey(url: str, seconds: float, clients: int, rate: float | None = None) -> li
     closes a connection whose request body it answered before reading); a probe client times them too.
     """
     command = ["nice", "-n", str(PRIORITY), "hey", "-z", f"{seconds}s", "-c", str(clients), "-t", "10", "-m", "POST", "-T", "application/json"]
-    command += ["-d", json.dumps({"operacion": "sumar", "numero1": 2, "numero2": 3})]
+    command += ["-d", json.dumps(CALCULATION)]
     command += (["-q", f"{rate:.2f}"] if rate else []) + ["-o", "csv", f"{url}/calcular"]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    lines = output.splitlines()
-    header = lines[0].split(",")
-    columns = [header.index(name) for name in ("response-time", "status-code", "offset")]
-    rows = [line.split(",") for line in lines[1:] if line.strip()]
-    return [Sample(float(row[columns[0]]), int(row[columns[1]]), float(row[columns[2]])) for row in rows]
+    return parse_hey_csv(output)  # the demo's reader of hey's rows, the one place for hey's format
 
 
 def app_5xx(mesh) -> dict[str, int]:
