@@ -11,23 +11,26 @@ INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: up test venv clean scenario scenarios status demo restart fault fault-clear load reliability reliability-quick bench bench-quick
+.PHONY: help up test venv clean scenario scenarios status demo restart fault fault-clear load reliability reliability-quick bench bench-quick
 
-up: $(RUN_INSTALLED)
+help: ## this list
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+up: $(RUN_INSTALLED) ## the whole mesh on this machine, until Ctrl-C (INGRESS_PORT=8080)
 	$(BIN)/python -m localmesh up
 
 # While `make up` runs, in another terminal:
-scenario: $(RUN_INSTALLED)
+scenario: $(RUN_INSTALLED) ## switch the running mesh's policy: NAME=<scenario> (NAME=base restores)
 	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh scenario $(NAME)
 
-scenarios: $(RUN_INSTALLED)
+scenarios: $(RUN_INSTALLED) ## list the scenarios
 	@$(BIN)/python -m localmesh scenarios
 
-status: $(RUN_INSTALLED)
+status: $(RUN_INSTALLED) ## what runs where: replicas, faults, Envoys, the active scenario
 	@$(BIN)/python -m localmesh status
 
-restart: $(RUN_INSTALLED)
+restart: $(RUN_INSTALLED) ## a rolling restart of every replica, as kubectl rollout restart
 	$(BIN)/python -m localmesh restart
 
 # One calculator replica's fault, at run time, no restart (every replica when POD is left out):
@@ -36,28 +39,28 @@ restart: $(RUN_INSTALLED)
 FAULT_OPTIONS = $(if $(ERRORS),--errors $(ERRORS)) $(if $(STATUS),--status $(STATUS)) \
 	$(if $(DELAY),--delay $(DELAY)) $(if $(DELAY_SHARE),--delay-share $(DELAY_SHARE)) $(if $(HANG),--hang)
 
-fault: $(RUN_INSTALLED)
+fault: $(RUN_INSTALLED) ## break a replica at run time: POD= ERRORS= STATUS= DELAY= DELAY_SHARE= HANG=1
 	@$(BIN)/python -m localmesh fault $(POD) $(FAULT_OPTIONS)
 
-fault-clear: $(RUN_INSTALLED)
+fault-clear: $(RUN_INSTALLED) ## heal every replica (or POD=)
 	@$(BIN)/python -m localmesh fault-clear $(POD)
 
 # Steady load through the ingress while `make up` runs, a line of answers a second; Ctrl-C stops it.
 #   make load [RATE=10] [DURATION=60s] [CANARY=1]
-load: $(RUN_INSTALLED)
+load: $(RUN_INSTALLED) ## steady load through the ingress with a live line: RATE= DURATION= CANARY=1
 	@$(BIN)/python -m localmesh load $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) $(if $(CANARY),--canary)
 
 # One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
 # with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its
 # expectation held. JSON=1 prints the report as JSON.
-demo: $(RUN_INSTALLED)
+demo: $(RUN_INSTALLED) ## a scenario on a fresh mesh, loaded and judged: NAME= [JSON=1] [KIND=1]
 	@test -n "$(NAME)" || { echo "usage: make demo NAME=<one of: $$($(BIN)/python -m localmesh demo --list | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh demo $(NAME) $(if $(JSON),--json) $(if $(KIND),--kind)
 
-test: $(INSTALLED) $(CHECKOV)
+test: $(INSTALLED) $(CHECKOV) ## every test (what CI runs, with .ci/run installing the tools)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-venv: $(INSTALLED)
+venv: $(INSTALLED) ## the virtual environment with the test tools
 
 # constraints.txt pins every package of the tree, so installs are repeatable.
 $(RUN_INSTALLED): pyproject.toml constraints.txt
@@ -77,47 +80,47 @@ $(CHECKOV): tests/reliability/checkov-constraints.txt
 # The reliability figures of RELIABILITY.md: the quick profile runs in make
 # test; the full one (30 s overload, 100k requests, 5,000 generated requests)
 # takes about 25 minutes on 2 cores.
-reliability-quick: $(INSTALLED) $(CHECKOV)
+reliability-quick: $(INSTALLED) $(CHECKOV) ## the reliability suite, quick profile (in make test)
 	$(BIN)/python -m pytest tests/reliability
 
-reliability: $(INSTALLED) $(CHECKOV)
+reliability: $(INSTALLED) $(CHECKOV) ## the reliability suite, full profile (about 25 minutes)
 	RELIABILITY_PROFILE=full $(BIN)/python -m pytest tests/reliability
 
 # What the mesh and the telemetry cost, side by side (BENCHMARKS.md); needs Debian's wrk.
-bench: $(INSTALLED)
+bench: $(INSTALLED) ## the benchmarks of BENCHMARKS.md (about 16 minutes)
 	$(BIN)/python -m bench
 
-bench-quick: $(INSTALLED)
+bench-quick: $(INSTALLED) ## the benchmarks on small numbers (in CI)
 	$(BIN)/python -m bench --quick
 
-clean:
+clean: ## remove the virtual environments and .run/
 	rm -rf $(VENV) .venv-checkov .run .pytest_cache
 
 # --- kind cluster (see docs/kind.md) ---
 # Needs docker, kind, kubectl and istioctl; scripts/kind.sh says how to get any that is missing.
 .PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke kind-fault kind-fault-clear
 
-kind-up:
+kind-up: ## kind cluster, Istio, image, manifests, addons, dashboard
 	scripts/kind.sh up
 
-kind-scenario:
+kind-scenario: ## apply a scenario on kind: NAME=
 	@test -n "$(NAME)" || { echo "usage: make kind-scenario NAME=<one of: $$(scripts/kind.sh scenarios | tr '\n' ' ')>"; exit 2; }
 	scripts/kind.sh scenario $(NAME)
 
-kind-reset:
+kind-reset: ## the base policy on kind, and no fault anywhere
 	scripts/kind.sh reset
 
 # The same levers as `make fault`, on one pod of the cluster (kubectl exec, no rollout);
 # POD is a pod's name (kubectl -n meshcalc get pods) or a Deployment's (its first pod).
-kind-fault:
+kind-fault: ## break one pod at run time on kind: POD= ERRORS= ...
 	@test -n "$(POD)" || { echo "usage: make kind-fault POD=calculator-v1 ERRORS=0.5 [STATUS=] [DELAY=] [DELAY_SHARE=] [HANG=1]"; exit 2; }
 	scripts/kind.sh fault $(POD) $(FAULT_OPTIONS)
 
-kind-fault-clear:
+kind-fault-clear: ## heal every calculator pod on kind (or POD=)
 	scripts/kind.sh fault-clear $(POD)
 
-kind-down:
+kind-down: ## delete the kind cluster
 	scripts/kind.sh down
 
-kind-smoke:
+kind-smoke: ## check every scenario and the observability on kind
 	scripts/kind-smoke.sh
