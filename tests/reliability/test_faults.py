@@ -48,8 +48,10 @@ def test_one_replica_of_three_failing_half_its_requests(tmp_path):
     )
     assert len(results) == n
     assert rate >= 0.999
-    # The replica did fail (its own counters), and each gateway sidecar ejected it.
-    assert answered[503] > 0 and answered[200] > 0
+    # The replica did fail (its own counters), answering only 200 or 503, and each gateway sidecar
+    # ejected it. (Not "and it answered some 200": its first six answers are all 503 one run in 64,
+    # which gets it ejected by both sidecars before it answers a 200; seen in a fresh-clone run.)
+    assert answered[503] > 0 and set(answered) <= {200, 503}
     assert all(count >= 1 for count in ejected.values()), ejected
 
 
