@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from localmesh.translate.durations import parse_seconds
 from localmesh.translate.envoy_types import HCM_FILTER, HCM_TYPE, ROUTER_FILTER
 from localmesh.translate.errors import Fields, Origin
 from localmesh.translate.gateways import INGRESS_NAMESPACE, INGRESS_SELECTOR
@@ -42,6 +43,21 @@ class EnvoyFilter:
     origin: Origin
     hcm_fields: Mapping[str, Any] = field(hash=False, default_factory=dict)
     before_router: tuple[Mapping[str, Any], ...] = field(hash=False, default=())
+
+    @property
+    def local_replies(self) -> dict[int, str]:
+        """The message of each status the local reply mapping rewrites."""
+        mappers = (self.hcm_fields.get("local_reply_config") or {}).get("mappers") or []
+        return {
+            m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m["body"]["inline_string"]
+            for m in mappers
+        }
+
+    @property
+    def request_timeout_seconds(self) -> float | None:
+        """The connection manager's ``request_timeout``, in seconds, if this EnvoyFilter sets it."""
+        value = self.hcm_fields.get("request_timeout")
+        return None if value is None else float(parse_seconds(value))
 
     @property
     def max_request_bytes(self) -> int | None:

@@ -13,9 +13,11 @@ import time
 import pytest
 import yaml
 
+from localmesh.loader import load_kustomization
 from localmesh.mesh import INGRESS
 from localmesh.observe import ENVOY_TIMER_SLACK_MS, subset_cluster
 from localmesh.processes import wait_until
+from localmesh.translate.envoy_filters import parse_envoy_filter
 from tests.reliability.support import (
     Load,
     app_5xx,
@@ -33,22 +35,17 @@ from tests.support import ROOT, running_mesh
 pytestmark = pytest.mark.processes
 
 GATEWAY_CLUSTER = "outbound|80||gateway.meshcalc.svc.cluster.local"
-ENVOY_FILTER = "istio/ingress/ingressgateway-envoyfilter.yaml"
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
 
 
-def edge_settings(root=ROOT) -> tuple[dict, int]:
-    """The ingress's local replies (status -> message) and body limit, read from the EnvoyFilter."""
-    (merge, insert) = yaml.safe_load((root / ENVOY_FILTER).read_text())["spec"]["configPatches"]
-    mappers = merge["patch"]["value"]["typed_config"]["local_reply_config"]["mappers"]
-    messages = {
-        m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m["body"]["inline_string"]
-        for m in mappers
-    }
-    return messages, insert["patch"]["value"]["typed_config"]["max_request_bytes"]
+def edge_filter():
+    """The ingress's EnvoyFilter as the local mesh reads it: its replies, body limit and time bound."""
+    (resource,) = [r for r in load_kustomization(ROOT / "istio" / "ingress", ROOT) if r.kind == "EnvoyFilter"]
+    return parse_envoy_filter(resource)
 
 
-MESSAGES, BODY_LIMIT = edge_settings()
+EDGE = edge_filter()
+MESSAGES, BODY_LIMIT = EDGE.local_replies, EDGE.max_request_bytes
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +299,7 @@ def test_errors_the_ingress_makes_are_json_in_the_apis_shape(mesh, status):
 
 
 def test_a_request_that_never_completes_gets_408_within_the_edges_bound(mesh):
-    merge = yaml.safe_load((ROOT / ENVOY_FILTER).read_text())["spec"]["configPatches"][0]
-    bound = float(merge["patch"]["value"]["typed_config"]["request_timeout"].removesuffix("s"))
+    bound = EDGE.request_timeout_seconds
     started = time.monotonic()
     response = raw_exchange(mesh.plan.ingress, SlowUploads.HEAD, timeout=bound + 5)
     elapsed = time.monotonic() - started

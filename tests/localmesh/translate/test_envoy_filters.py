@@ -48,6 +48,7 @@ def test_the_ingress_gets_the_edge_patches_and_its_authorization_first():
     assert names[0] == "envoy.filters.http.rbac"
     assert names[-2:] == [BUFFER_FILTER, "envoy.filters.http.router"]
     assert hcm["request_timeout"] == hcm["request_headers_timeout"] == "10s"
+    assert parse_envoy_filter(repository_filter()).request_timeout_seconds == 10.0
     assert hcm["local_reply_config"]["body_format"] == {"json_format": {"error": "%LOCAL_REPLY_BODY%"}}
     policies = hcm["http_filters"][0]["typed_config"]["rules"]["policies"]
     assert list(policies) == ["ns[istio-system]-policy[ingressgateway]-rule[0]"]
@@ -59,11 +60,7 @@ def test_the_buffer_limit_is_the_services_body_limit():
 
 
 def test_the_ingress_speaks_like_the_services_where_they_answer_the_same_status():
-    merge = repository_filter().spec["configPatches"][0]["patch"]["value"]["typed_config"]
-    replies = {
-        m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m["body"]["inline_string"]
-        for m in merge["local_reply_config"]["mappers"]
-    }
+    replies = parse_envoy_filter(repository_filter()).local_replies
     services = {**gunicorn_worker.MESSAGES, **errors.MESSAGES}
     shared = {status for status in replies if status in services and status != 408}
     # 408: the services' is about a body that stopped; the ingress's covers headers too.
