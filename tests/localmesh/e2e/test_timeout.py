@@ -5,6 +5,7 @@ import secrets
 
 import pytest
 
+from localmesh.observe import ENVOY_TIMER_SLACK_MS
 from localmesh.processes import wait_until
 from tests.localmesh.e2e.support import calculate, cluster_stat, scenario, sidecar_entries
 from tests.reliability.support import read_results
@@ -33,7 +34,8 @@ def test_a_slow_calculator_call_ends_in_504_at_the_route_timeout(slow_mesh):
     )
     assert answer.status == 504
     assert answer.body["estado_upstream"] == 504
-    assert ROUTE_TIMEOUT_SECONDS <= answer.seconds < ROUTE_TIMEOUT_SECONDS + MARGIN_SECONDS
+    # An Envoy timer: it may fire ENVOY_TIMER_SLACK_MS early, as the demo's verdict allows too.
+    assert ROUTE_TIMEOUT_SECONDS - ENVOY_TIMER_SLACK_MS / 1000 <= answer.seconds < ROUTE_TIMEOUT_SECONDS + MARGIN_SECONDS
     assert "UT" in entry["response_flags"].split(",")
     assert entry["response_code"] == 504
     assert timeouts == 1
