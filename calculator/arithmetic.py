@@ -16,25 +16,22 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
+from servicekit import messages
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-# The seed's messages, kept word for word: clients may match on them.
-MSG_INVALID_OPERATION = "Operación no válida"
-MSG_NOT_A_NUMBER = "Los números deben ser enteros o de punto flotante"
-MSG_DIVISION_BY_ZERO = "No se puede dividir por cero"
-# Ours, for what the seed did not check.
-MSG_BODY_NOT_OBJECT = "El cuerpo debe ser un objeto JSON"
-MSG_OPERAND_OUT_OF_RANGE = (
-    f"Los números deben estar entre {INT64_MIN} y {INT64_MAX} y ser finitos"
-)
-MSG_RESULT_OUT_OF_RANGE = (
-    f"El resultado está fuera del rango de 64 bits con signo ({INT64_MIN} a {INT64_MAX})"
-)
+# The texts live in servicekit.messages (the seed's kept word for word: clients may match on them).
+MSG_INVALID_OPERATION = messages.INVALID_OPERATION
+MSG_NOT_A_NUMBER = messages.NOT_A_NUMBER
+MSG_DIVISION_BY_ZERO = messages.DIVISION_BY_ZERO
+MSG_BODY_NOT_OBJECT = messages.BODY_NOT_OBJECT
+MSG_OPERAND_OUT_OF_RANGE = messages.OPERANDS_OUT_OF_RANGE.format(low=INT64_MIN, high=INT64_MAX)
+MSG_RESULT_OUT_OF_RANGE = messages.RESULT_OUT_OF_RANGE.format(low=INT64_MIN, high=INT64_MAX)
 
 
 def missing_field_message(field: str) -> str:
-    return f"Falta el campo obligatorio '{field}'"
+    return messages.MISSING_FIELD.format(field=field)
 
 
 class CalculationError(ValueError):

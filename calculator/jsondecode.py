@@ -17,6 +17,7 @@ import re
 
 from calculator import arithmetic
 from calculator.arithmetic import CalculationError
+from servicekit import messages
 
 # The valid payload is one flat object (depth 1). 32 leaves room for a client's nested extra
 # fields, which are ignored, and stays far below Python's recursion limit (1000).
@@ -26,13 +27,13 @@ MAX_INT_LITERAL = 20
 # Keys are echoed in the error message: a long one is cut there, not in the check.
 _KEY_SHOWN = 64
 
-MSG_INVALID_JSON = "El cuerpo no es JSON válido"
-MSG_TOO_DEEP = f"El JSON anida más de {MAX_DEPTH} niveles de listas u objetos"
+MSG_INVALID_JSON = messages.INVALID_JSON
+MSG_TOO_DEEP = messages.TOO_DEEP.format(depth=MAX_DEPTH)
 
 
 def duplicate_key_message(key: str) -> str:
     shown = key if len(key) <= _KEY_SHOWN else key[:_KEY_SHOWN] + "…"
-    return f"La clave '{shown}' aparece más de una vez en el mismo objeto"
+    return messages.DUPLICATE_KEY.format(key=shown)
 
 
 # One token of the scan: a bracket, or a whole string (escapes included; possessive, so each

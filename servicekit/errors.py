@@ -9,16 +9,7 @@ from flask import Flask, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-MESSAGES = {
-    400: "Solicitud no válida",
-    404: "Ruta no encontrada",
-    405: "Método no permitido",
-    408: "El cuerpo de la solicitud no llegó a tiempo",
-    413: "El cuerpo de la solicitud es demasiado grande",
-    415: "El cuerpo debe enviarse como JSON (Content-Type: application/json)",
-    431: "Las cabeceras de la solicitud son demasiado grandes",
-    500: "Error interno del servidor",
-}
+from servicekit.messages import HTTP as MESSAGES
 
 
 class ApiError(Exception):

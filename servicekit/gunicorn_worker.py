@@ -26,16 +26,7 @@ import os
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-MESSAGES = {
-    400: "Solicitud no válida",
-    403: "Solicitud prohibida",
-    408: "El cuerpo de la solicitud no llegó a tiempo",
-    414: "La línea de la solicitud es demasiado larga",
-    417: "Expectativa no soportada",
-    431: "Las cabeceras de la solicitud son demasiado grandes",
-    500: "Error interno del servidor",
-    501: "Codificación de transferencia no soportada",
-}
+from servicekit.messages import GUNICORN as MESSAGES
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:

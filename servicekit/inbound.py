@@ -10,8 +10,7 @@ from werkzeug.wsgi import get_input_stream
 
 from servicekit.authority import is_valid_authority
 from servicekit.errors import MESSAGES, ApiError
-
-MSG_INVALID_HOST = "La cabecera Host no es válida: debe ser un nombre o una dirección IP, con un puerto opcional"
+from servicekit.messages import INVALID_HOST as MSG_INVALID_HOST
 
 
 def init_app(app: Flask) -> None:
