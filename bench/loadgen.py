@@ -85,7 +85,9 @@ def result_of(summary: dict, target_rate: float | None = None) -> WrkResult:
     )
 
 
-def wrk_command(url: str, seconds: float, connections: int, binary: str = "wrk") -> list[str]:
+def wrk_command(
+    url: str, seconds: float, connections: int, binary: str = "wrk", headers: dict[str, str] | None = None
+) -> list[str]:
     """One wrk thread: enough for tens of thousands of requests per second here. Pure."""
     return [
         binary,
@@ -96,6 +98,7 @@ def wrk_command(url: str, seconds: float, connections: int, binary: str = "wrk")
         "5s",
         "-s",
         str(LUA_SCRIPT),
+        *(option for name, value in (headers or {}).items() for option in ("-H", f"{name}: {value}")),
         url,
     ]
 
@@ -106,6 +109,7 @@ def run_wrk(
     connections: int = 16,
     rate: float | None = None,
     cpus: set[int] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
     """POST ``url`` for ``seconds``, as fast as it answers, or at ``rate`` per second."""
     binary = shutil.which("wrk")
@@ -115,7 +119,7 @@ def run_wrk(
     if rate:
         env["BENCH_RATE"] = f"{rate:.3f}"
     completed = subprocess.run(
-        wrk_command(url, seconds, connections, binary),
+        wrk_command(url, seconds, connections, binary, headers),
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -34,7 +34,7 @@ from typing import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import procstat
+from bench import hops, procstat
 from bench.loadgen import WrkResult, run_wrk
 from bench.topology import PATHS, ROOT, Topology
 from localmesh.processes import free_port
@@ -370,9 +370,13 @@ def summarize(raw: dict) -> dict:
             (r.cpu_s[name] / r.load.seconds) / (r.load.rps / 1000) for r in compared["mesh"] if r.load.rps
         ]
         envoy_cpu[name] = round(statistics.median(cores_per_krps), 3)
+    # Added latencies: an interval over paired rounds, never a point figure alone.
+    added_interval = lambda metric: hops.median_interval(  # noqa: E731
+        [metric(m) - metric(g) for m, g in zip(compared["mesh"], compared["gateway"])]
+    )
     summary = {
-        "mesh_added_p50_ms": round(added_p50["median"], 3),
-        "mesh_added_p99_ms": round(added_p99["median"], 3),
+        "mesh_added_p50_ms": added_interval(p50),
+        "mesh_added_p99_ms": added_interval(p99),
         "mesh_throughput_ratio": round(throughput["median"], 3),
         "telemetry_rps_ratio": round(telemetry_rps["median"], 3),
         "telemetry_p50_ratio": round(telemetry_p50["median"], 3),
@@ -426,6 +430,9 @@ def summarize(raw: dict) -> dict:
             "load_average_end": raw["load_average"][1],
         },
     }
+    if raw.get("hops"):
+        hop_summary, details["hops"] = hops.summarize(raw["hops"])
+        summary.update(hop_summary)
     if raw.get("pinned"):
         pinned = raw["pinned"]
         details["pinned"] = {
@@ -492,6 +499,11 @@ def measure(plan: Plan, work_dir: Path, cold_start_runs: int | None = None) -> d
                 raw["pinned"] = saturation(topology, plan, PATHS, cpus={0})
             finally:
                 procstat.set_affinity(everything_of(topology), set(range(os.cpu_count())))
+        say("one hop in front of the calculator: the sidecar, a bare Envoy, HAProxy")
+        raw["hops"] = hops.measure_hops(
+            topology, work_dir / "hops", statistics.median(r.load.rps for r in raw["saturation"]["direct"]),
+            plan.fixed_s, plan.rounds, plan.connections, say,
+        )
         say(f"/metrics after {plan.scrape_requests} requests")
         raw["scrape"] = scrape(topology, plan, plan.connections)
     raw["cold_start_s"] = []
@@ -508,6 +520,8 @@ def serializable(raw: dict) -> dict:
     for key, value in raw.items():
         if key in ("saturation", "fixed_rate", "fixed_rate_paths", "pinned"):
             out[key] = {path: [r.as_dict() for r in runs] for path, runs in value.items()}
+        elif key == "hops":
+            out[key] = hops.serializable(value)
         else:
             out[key] = value
     return out

@@ -2,8 +2,9 @@
 
 The calculator app is called as a WSGI application, with no server and no
 network, so that only the app's own CPU is counted (``time.thread_time``): with
-TELEMETRY_ENABLED=false, with everything on, and with everything on but one
-piece (the spans, the access-log line, the metrics). Variants take turns in
+TELEMETRY_ENABLED=false, with everything on, with everything on but one
+piece (the spans, the access-log line, the metrics), and with the spans made by
+hand as before issue 13 (``bench.handmade_telemetry``). Variants take turns in
 rounds; medians are reported. A quiet machine gives steadier numbers, but the
 turns make each comparison fair on a busy one too.
 """
@@ -20,10 +21,13 @@ import time
 from pathlib import Path
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
+from bench import handmade_telemetry
 from calculator.app import create_app
 from calculator.config import CalculatorSettings
 from servicekit.lifecycle import DrainFlag
+from servicekit.telemetry import excluded_urls
 
 BODY = b'{"operacion": "sumar", "numero1": 2, "numero2": 3}'
 
@@ -76,8 +80,11 @@ def variants(data_dir: Path) -> dict:
         return create_app(settings, environ=env, drain_flag=DrainFlag())
 
     no_spans = app("no-spans", True)
-    # The non-recording tracer: no span made, no context attached, no exemplar.
-    no_spans.extensions["telemetry"]._tracer = trace.NoOpTracer()
+    # The instrumentation with the non-recording tracer: no span made, no exemplar.
+    FlaskInstrumentor.uninstrument_app(no_spans)
+    FlaskInstrumentor.instrument_app(
+        no_spans, tracer_provider=trace.NoOpTracerProvider(), excluded_urls=excluded_urls(), enable_commenter=False
+    )
     no_metrics = app("no-metrics", True)
     telemetry = no_metrics.extensions["telemetry"]
     for metric in (telemetry.http_requests, telemetry.http_duration):
@@ -86,10 +93,22 @@ def variants(data_dir: Path) -> dict:
     return {
         "off": (app("off", False), None),
         "on": (app("on", True), None),
+        "on, hand-made spans": (handmade_app(data_dir / "handmade.txt"), None),
         "on, no spans": (no_spans, None),
         "on, no access-log line": (app("no-log", True), "quiet"),
         "on, no http metrics": (no_metrics, None),
     }
+
+
+def handmade_app(results_file: Path):
+    """The calculator with the telemetry of before issue 13: spans made by hand (bench.handmade_telemetry)."""
+    from unittest import mock
+
+    handmade_telemetry._logging_configured = True  # the process's JSON lines stay the current ones
+    with mock.patch.multiple(
+        "calculator.app", Telemetry=handmade_telemetry.Telemetry, TelemetrySettings=handmade_telemetry.TelemetrySettings
+    ):
+        return create_app(CalculatorSettings(results_file=results_file), environ={}, drain_flag=DrainFlag())
 
 
 class _NullMetric:

@@ -12,13 +12,14 @@ from calculator.arithmetic import CalculationError
 from calculator.config import CalculatorSettings
 from calculator.faults import FaultSwitch
 from calculator.results import ResultsFile
+from servicekit import messages
 from servicekit.errors import MESSAGES, ApiError
 from servicekit.inbound import read_body
 from servicekit.telemetry import Telemetry
 
 VERSION_HEADER = "X-Calculator-Version"
 FAULT_HEADER = "X-Calculator-Fault"
-MSG_FAULT = "Fallo inyectado a propósito: demostración de tolerancia a fallas"
+MSG_FAULT = messages.INJECTED_FAULT
 # A hung request's thread is given back after this long at most, fault or not.
 HANG_LIMIT_SECONDS = 600.0
 
@@ -40,10 +41,12 @@ class CalculatorApi:
         self.operations = (
             arithmetic.OPERATIONS_V2 if settings.version == "v2" else arithmetic.OPERATIONS_V1
         )
+        # service_version, not version: a scrape adds the pod's own version label,
+        # which would rename ours exported_version.
         self.operations_total = telemetry.counter(
             "calculator_operations",
-            "Calculations requested, by operation, outcome and version.",
-            ["operation", "outcome", "version"],
+            "Calculations requested, by operation, outcome and the calculator's version.",
+            ["operation", "outcome", "service_version"],
         )
 
     def blueprint(self) -> Blueprint:
@@ -105,7 +108,7 @@ class CalculatorApi:
         limit_max = self.settings.max_results_limit
         raw = request.args.get("limite", "10")
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= limit_max:
-            raise ApiError(400, f"El parámetro 'limite' debe ser un entero entre 1 y {limit_max}")
+            raise ApiError(400, messages.LIMIT_OUT_OF_RANGE.format(limit_max=limit_max))
         entries = self.results.tail(int(raw))
         return jsonify(
             resultados=[

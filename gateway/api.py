@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway.config import GatewaySettings
 from gateway.upstream import CalculatorClient, UpstreamTimeout, UpstreamUnavailable
+from servicekit import messages
 from servicekit.errors import MESSAGES, ApiError
 from servicekit.inbound import read_body
 from servicekit.telemetry import Telemetry, trace_exemplar
@@ -16,7 +17,7 @@ from servicekit.telemetry import Telemetry, trace_exemplar
 # Answers of the calculator's mesh that the client should see as they are.
 PASSED_THROUGH_HEADERS = ("x-calculator-version", "x-calculator-fault", "x-envoy-overloaded")
 # Trace headers copied by hand only when OpenTelemetry is off: when it is on,
-# its instrumentation writes them for the gateway's own client span.
+# opentelemetry-instrumentation-urllib3 writes them for the gateway's own client span.
 TRACE_HEADERS = (
     "traceparent",
     "tracestate",
@@ -27,9 +28,12 @@ TRACE_HEADERS = (
     "x-b3-sampled",
     "x-b3-flags",
 )
-MSG_UNAVAILABLE = "El servicio de cálculo no está disponible"
-MSG_TIMEOUT = "El servicio de cálculo no respondió a tiempo"
-MSG_BAD_UPSTREAM = "El servicio de cálculo respondió con un error"
+MSG_UNAVAILABLE = messages.CALCULATOR_UNAVAILABLE
+MSG_TIMEOUT = messages.CALCULATOR_TIMEOUT
+MSG_BAD_UPSTREAM = messages.CALCULATOR_ERROR
+UPSTREAM_LABELS = ["status", "failure"]
+FAILURE_TIMEOUT = "timeout"
+FAILURE_UNAVAILABLE = "unavailable"
 CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'"
 
 
@@ -41,15 +45,16 @@ class GatewayApi:
         self.forwarded = settings.forward_headers + (
             () if telemetry.settings.enabled else TRACE_HEADERS
         )
+        # status: the calculator's answer, empty when none came; failure: why none came.
         self.upstream_total = telemetry.counter(
             "gateway_upstream_requests",
-            "Calls to the calculator, by outcome: its HTTP status, or timeout or unavailable.",
-            ["status"],
+            "Calls to the calculator, by its HTTP status, or by failure (timeout, unavailable) when it gave none.",
+            UPSTREAM_LABELS,
         )
         self.upstream_duration = telemetry.histogram(
             "gateway_upstream_request_duration_seconds",
-            "Time the calculator took to answer, by outcome.",
-            ["status"],
+            "Time the calculator took to answer, by status, or by failure when it gave none.",
+            UPSTREAM_LABELS,
         )
 
     def blueprint(self) -> Blueprint:
@@ -74,17 +79,14 @@ class GatewayApi:
 
         started = time.perf_counter()
         try:
-            # The client span writes its trace context (traceparent, B3) into headers.
-            with self.telemetry.client_span("POST", self.client.url, headers) as record_status:
-                upstream = self.client.post(body, headers)
-                record_status(upstream.status)
+            upstream = self.client.post(body, headers)
         except UpstreamTimeout:
-            self._observe("timeout", started)
+            self._observe("", FAILURE_TIMEOUT, started)
             raise ApiError(504, MSG_TIMEOUT) from None
         except UpstreamUnavailable:
-            self._observe("unavailable", started)
+            self._observe("", FAILURE_UNAVAILABLE, started)
             raise ApiError(503, MSG_UNAVAILABLE) from None
-        self._observe(str(upstream.status), started)
+        self._observe(str(upstream.status), "", started)
 
         if upstream.status < 500 and upstream.is_json:
             response = Response(upstream.body, status=upstream.status, mimetype="application/json")
@@ -103,9 +105,9 @@ class GatewayApi:
                 response.headers[name] = upstream.headers[name]
         return response
 
-    def _observe(self, outcome: str, started: float) -> None:
-        self.upstream_total.labels(outcome).inc()
-        self.upstream_duration.labels(outcome).observe(
+    def _observe(self, status: str, failure: str, started: float) -> None:
+        self.upstream_total.labels(status, failure).inc()
+        self.upstream_duration.labels(status, failure).observe(
             time.perf_counter() - started, exemplar=trace_exemplar()
         )
 

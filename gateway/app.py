@@ -36,6 +36,7 @@ def create_app(
     telemetry = Telemetry(TelemetrySettings.from_env(environ, SERVICE_NAME, SERVICE_VERSION))
     telemetry.init_app(app)
     inbound.init_app(app)  # after telemetry: its refusals are counted
+    telemetry.trace_http_client()
     client = CalculatorClient(
         settings.calculator_url, settings.calculator_timeout_seconds, settings.upstream_pool_size
     )

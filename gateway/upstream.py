@@ -4,24 +4,27 @@ Retries belong to the mesh. A retry here would multiply the mesh's: with
 Istio's 2 retries at the sidecar and 2 here, one bad replica sees 9 attempts
 per client request (the bug of Bookinfo's productpage).
 
-The client is the standard library's ``http.client`` with a small pool of
-keep-alive connections. It replaced ``requests``, which for every call re-read
-the proxy variables and ~/.netrc and went through several layers of adapters:
-four to five times the CPU of this client per call (BENCHMARKS.md). What
-``requests`` gave that matters here is kept: the standard proxy variables
+The client is urllib3, the pool under requests: keep-alive connections checked
+before reuse, at most ``pool_size`` kept idle; a timeout on connecting and on
+each read; no retries and no redirects. The standard proxy variables
 (``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``, how the local mesh puts its
-sidecar Envoy in this path), a timeout on connecting and on each read, no
-redirects, a pooled connection checked before reuse.
+sidecar Envoy in this path) are read once, when the client is made: a
+process's environment does not change while it runs, and reading it per call
+(as requests does) is most of what a call costs. The call's CLIENT span is
+opentelemetry-instrumentation-urllib3's (``servicekit.client_tracing``).
 """
 
 from __future__ import annotations
 
-import http.client
-import select
-import threading
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import HTTPError, NewConnectionError, ProxyError
+
+from servicekit.client_tracing import NoRetries
 
 
 class UpstreamUnavailable(Exception):
@@ -44,11 +47,7 @@ class UpstreamResponse:
 
 
 def proxy_for(url: str) -> str | None:
-    """The proxy the standard variables name for ``url``, or None (none set, or NO_PROXY matches).
-
-    Read once, when the client is made: a process's environment does not change
-    while it runs, and reading it per call is what made ``requests`` slow here.
-    """
+    """The proxy the standard variables name for ``url``, or None (none set, or NO_PROXY matches)."""
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
@@ -60,14 +59,15 @@ def proxy_for(url: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle pooled connection was closed by the other end (readable means EOF here)."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
+def failure_of(error: HTTPError) -> Exception:
+    """urllib3's error as the gateway's: a timeout, or no answer at all."""
+    cause = error.original_error if isinstance(error, ProxyError) else error
+    # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError in urllib3 2.
+    timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError)) and not isinstance(
+        cause, NewConnectionError
+    )
+    kind = UpstreamTimeout if timed_out else UpstreamUnavailable
+    return kind(str(error) or type(error).__name__)
 
 
 class CalculatorClient:
@@ -77,74 +77,29 @@ class CalculatorClient:
             raise ValueError(f"CALCULATOR_URL={url!r}: expected an http:// or https:// URL")
         self.url = url
         self.timeout = timeout
-        self._pool_size = pool_size
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._host, self._port = parts.hostname, parts.port
-        origin_form = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._target = origin_form
-        self._tunnel = None
+        options = dict(
+            num_pools=1,  # one origin: the calculator, or the proxy in front of it
+            maxsize=pool_size,
+            block=False,  # past maxsize a call opens a connection of its own, closed after
+            retries=NoRetries(),
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            # TCP_NODELAY, through a proxy too: urllib3 turns Nagle's algorithm back on for
+            # proxies, and its request goes out in two writes (head, then body), so the body
+            # waited for the proxy's delayed ACK: 40 ms a call through the sidecar (BENCHMARKS.md).
+            socket_options=HTTPConnection.default_socket_options,
+        )
         proxy = proxy_for(url)
-        if proxy is not None:
-            proxy_parts = urlsplit(proxy)
-            if parts.scheme == "http":
-                # A plain-HTTP proxy gets the absolute URI ("POST http://calculator/calcular"),
-                # and takes the Host header from it, as requests sent it.
-                self._connection_class = http.client.HTTPConnection
-                self._host, self._port = proxy_parts.hostname, proxy_parts.port or 80
-                self._target = url
-            else:
-                # HTTPS through a proxy: a CONNECT tunnel, then TLS to the calculator.
-                self._tunnel = (parts.hostname, parts.port or 443)
-                self._host, self._port = proxy_parts.hostname, proxy_parts.port or 80
-
-    def _new_connection(self) -> http.client.HTTPConnection:
-        connection = self._connection_class(self._host, self._port, timeout=self.timeout)
-        if self._tunnel is not None:
-            connection.set_tunnel(*self._tunnel)
-        return connection
-
-    def _acquire(self) -> http.client.HTTPConnection:
-        with self._lock:
-            while self._idle:
-                connection = self._idle.pop()  # the most recently used: the least likely to be closed
-                if not _dropped(connection):
-                    return connection
-                connection.close()
-        return self._new_connection()
-
-    def _release(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._pool_size:
-                self._idle.append(connection)
-                return
-        connection.close()
+        # A plain-HTTP proxy gets the absolute URI ("POST http://calculator/calcular"); HTTPS
+        # goes through a CONNECT tunnel, then TLS to the calculator.
+        self._http = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
     def post(self, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
-        connection = self._acquire()
         try:
-            connection.request("POST", self._target, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        except TimeoutError as error:  # before OSError, which it is; a connect timeout too
-            connection.close()
-            raise UpstreamTimeout(str(error) or "timed out") from error
-        except (OSError, http.client.HTTPException) as error:
-            connection.close()
-            raise UpstreamUnavailable(str(error) or type(error).__name__) from error
-        answer_headers: dict[str, str] = {}
-        for name, value in response.getheaders():
-            name = name.lower()
-            answer_headers[name] = f"{answer_headers[name]}, {value}" if name in answer_headers else value
-        if response.will_close:
-            connection.close()
-        else:
-            self._release(connection)
-        return UpstreamResponse(status=response.status, body=data, headers=answer_headers)
+            response = self._http.urlopen("POST", self.url, body=body, headers=headers, redirect=False)
+        except HTTPError as error:
+            raise failure_of(error) from error
+        answer_headers = {name.lower(): response.headers[name] for name in response.headers}
+        return UpstreamResponse(status=response.status, body=response.data, headers=answer_headers)
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
+        self._http.clear()

@@ -5,56 +5,76 @@ replicas (see ``servicekit/gunicorn_conf.py``). So metrics use
 prometheus-client's ordinary in-process registry, one per app: no multiprocess
 mode, whose ``.db`` files pile up and which cannot carry exemplars. Latency
 histograms carry the trace id as an exemplar, exposed when the scraper asks for
-OpenMetrics (Prometheus does).
+OpenMetrics (Prometheus does). ``/metrics`` also serves prometheus-client's
+standard collectors of the process (``process_*``: CPU, memory, open files) and
+of Python (``python_info``, ``python_gc_*``).
 
-Traces: one ``TracerProvider`` per process, made by the first ``create_app`` in
-that process. The server span of each request, and the gateway's client span,
-are made here with the OpenTelemetry SDK directly, not by
-opentelemetry-instrumentation-flask and -requests: those collect a dozen
-attributes through layers of wrappers and cost several times what the
-calculator's own work does (BENCHMARKS.md has the numbers); the spans, their
-parents, the propagated headers and the captured headers
-(``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``)
-are the same. gunicorn calls ``create_app`` in the worker after fork, so the
-batch exporter's thread is started in the process that uses it. Spans are
-exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; they
-are made either way, for the trace ids in logs and exemplars. Context is read
-and written in both W3C ``traceparent`` and B3 ``x-b3-*``: Envoy's tracer in
-Istio speaks B3, OpenTelemetry collectors speak W3C.
+Traces: opentelemetry-instrumentation-flask's ``FlaskInstrumentor`` makes each
+request's SERVER span, with the stable HTTP semantic conventions
+(``OTEL_SEMCONV_STABILITY_OPT_IN=http`` unless the environment sets it);
+probes and scrapes are left out by its ``excluded_urls``. The gateway's CLIENT
+span is opentelemetry-instrumentation-urllib3's (``servicekit.client_tracing``).
+Headers named in ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``
+and ``_RESPONSE`` are captured by the instrumentation, and named as the
+conventions name them (``http.request.header.x-request-id``). One
+``TracerProvider`` per process, made by the first ``create_app`` in that
+process: gunicorn calls it in the worker after fork, so the batch exporter's
+thread is started in the process that uses it. Spans are exported over
+OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; they are made either
+way, for the trace ids in logs and exemplars. Context is read and written by
+the propagators ``OTEL_PROPAGATORS`` names, by default W3C trace context,
+baggage and B3's ``x-b3-*`` headers: Envoy's tracer in Istio speaks B3,
+OpenTelemetry collectors speak W3C.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
+from importlib.metadata import entry_points
+from typing import Mapping
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.propagators.textmap import Getter
-from opentelemetry.propagators.b3 import B3MultiFormat
+from opentelemetry.instrumentation import wsgi as otel_wsgi
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from opentelemetry.util.http import sanitize_method
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import choose_encoder
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from servicekit.settings import env_bool, env_str
+from servicekit.client_tracing import instrument_urllib3
+from servicekit.settings import SettingsError, env_bool, env_str
 
 # Buckets for a service that answers in about a millisecond, up to timeouts.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 UNMATCHED_ROUTE = "<unmatched>"
+# Probes and scrapes every few seconds would drown the log, and the traces.
+QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
+# W3C for OpenTelemetry collectors; B3's multi-header form (x-b3-*) for Envoy's
+# tracer in Istio, whose tracing docs list those headers. ("b3" alone names
+# B3's single-header form.)
+DEFAULT_PROPAGATORS = "tracecontext,baggage,b3multi"
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 _process_lock = threading.Lock()
 _tracer_provider: TracerProvider | None = None
@@ -68,10 +88,7 @@ class TelemetrySettings:
     enabled: bool = True
     otlp_endpoint: str = ""
     log_level: str = "INFO"
-    # Request and response headers recorded as span attributes, as the
-    # OpenTelemetry instrumentations read them from the same variables.
-    capture_request_headers: tuple[str, ...] = ()
-    capture_response_headers: tuple[str, ...] = ()
+    propagators: str = DEFAULT_PROPAGATORS
 
     @classmethod
     def from_env(
@@ -83,36 +100,13 @@ class TelemetrySettings:
             enabled=env_bool(environ, "TELEMETRY_ENABLED", True),
             otlp_endpoint=env_str(environ, "OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             log_level=env_str(environ, "LOG_LEVEL", "INFO").upper(),
-            capture_request_headers=_header_list(environ, CAPTURE_REQUEST_HEADERS),
-            capture_response_headers=_header_list(environ, CAPTURE_RESPONSE_HEADERS),
+            propagators=env_str(environ, "OTEL_PROPAGATORS", DEFAULT_PROPAGATORS),
         )
 
 
-CAPTURE_REQUEST_HEADERS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
-CAPTURE_RESPONSE_HEADERS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
-
-
-def _header_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(h.strip().lower() for h in env_str(environ, name, "").split(",") if h.strip())
-
-
-def _header_attribute(kind: str, header: str) -> str:
-    """The semantic conventions' name: http.request.header.x_b3_traceid."""
-    return f"http.{kind}.header.{header.replace('-', '_')}"
-
-
-class _EnvironGetter(Getter):
-    """Trace context read straight from the WSGI environ (HTTP_TRACEPARENT, HTTP_X_B3_TRACEID)."""
-
-    def get(self, carrier, key):
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
-        return None if value is None else [value]
-
-    def keys(self, carrier):
-        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
-
-
-_ENVIRON_GETTER = _EnvironGetter()
+def excluded_urls(routes=QUIET_ROUTES) -> str:
+    """The instrumentation's ``excluded_urls``: regexes searched in the full URL, comma-separated."""
+    return ",".join(rf"^[^?]*://[^/?]*{re.escape(route)}(\?|$)" for route in routes)
 
 
 class Telemetry:
@@ -122,7 +116,14 @@ class Telemetry:
         self.settings = settings
         # *_created series double what a scrape carries and no panel reads them.
         disable_created_metrics()
+        # The app's own metrics; /metrics serves them with the process's (scrape_registry).
         self.registry = CollectorRegistry()
+        self.scrape_registry = CollectorRegistry()
+        self.scrape_registry.register(self.registry)
+        # prometheus-client's standard collectors, one set per process: they are
+        # registered in its default registry, and read at each scrape.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.scrape_registry.register(collector)
         self.http_requests = Counter(
             "http_server_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -151,115 +152,50 @@ class Telemetry:
         app.add_url_rule("/metrics", "metrics", self.metrics_view)
         if not self.settings.enabled:
             return
-        self._tracer = tracer_provider(self.settings).get_tracer(__name__)
-        self._request_headers = [
-            ("HTTP_" + h.upper().replace("-", "_"), _header_attribute("request", h))
-            for h in self.settings.capture_request_headers
-        ]
-        self._response_headers = [(h, _header_attribute("response", h)) for h in self.settings.capture_response_headers]
+        provider = tracer_provider(self.settings)
+        _name_captured_headers_per_spec()
+        FlaskInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=excluded_urls(),
+            response_hook=_server_of_host_header,
+            enable_commenter=False,  # sqlcommenter's context, for SQL drivers: none here
+        )
+        _record_exceptions_of_5xx(app)
+        # After the instrumentation's own: the request's span is current in these.
         app.before_request(self._start)
         app.after_request(self._record)
-        app.teardown_request(self._end)
+
+    def trace_http_client(self) -> None:
+        """Trace this process's urllib3 requests (the gateway's call), when telemetry is on."""
+        if self.settings.enabled:
+            instrument_urllib3(tracer_provider(self.settings))
 
     def _start(self) -> None:
-        """The request's SERVER span, child of the caller's context, current until teardown."""
-        # One lookup of the request proxy per hook, and the request's state in its
-        # environ: each access through Flask's proxies (request, g) costs a context lookup.
-        current = request._get_current_object()
-        environ = current.environ
-        state = environ[_STATE] = _RequestState(time.perf_counter())
-        rule = current.url_rule
-        route = rule.rule if rule is not None else None
-        if route in _QUIET_ROUTES:
-            return  # probes and scrapes: counted, never traced
-        method = environ["REQUEST_METHOD"]
-        attributes = {
-            "http.request.method": method,
-            "url.path": environ.get("PATH_INFO", ""),
-            "url.scheme": environ["wsgi.url_scheme"],
-            "client.address": environ.get("REMOTE_ADDR", ""),
-        }
-        if route is not None:
-            attributes["http.route"] = route
-        for key, attribute in self._request_headers:
-            value = environ.get(key)
-            if value is not None:
-                attributes[attribute] = (value,)
-        parent = propagate.extract(environ, getter=_ENVIRON_GETTER)
-        state.span = self._tracer.start_span(
-            f"{method} {route}" if route else method, context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
-        state.token = otel_context.attach(trace.set_span_in_context(state.span, parent))
-
-    def _end(self, error: BaseException | None) -> None:
-        state = request.environ.get(_STATE)
-        if state is None or state.span is None:
-            return
-        span, state.span = state.span, None
-        if error is not None:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end()
-        otel_context.detach(state.token)
-
-    @contextmanager
-    def client_span(self, method: str, url: str, headers: dict[str, str]) -> Iterator[Callable[[int], None]]:
-        """A CLIENT span around one outbound call, its context written into ``headers``.
-
-        Yields a function that records the answer's status. With telemetry off,
-        nothing is made and nothing written.
-        """
-        if not self.settings.enabled:
-            yield _ignore_status
-            return
-        parts = urlsplit(url)
-        span = self._tracer.start_span(
-            method,
-            kind=SpanKind.CLIENT,
-            attributes={"http.request.method": method, "url.full": url, "server.address": parts.hostname or ""},
-        )
-
-        def record(status: int) -> None:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 400:
-                span.set_status(Status(StatusCode.ERROR))
-
-        # use_span ends it, and records an exception that escapes as the span's error.
-        with trace.use_span(span, end_on_exit=True):
-            propagate.inject(headers)
-            yield record
+        request.environ[_STARTED] = time.perf_counter()
 
     def metrics_view(self) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return Response(encoder(self.registry), content_type=content_type)
+        return Response(encoder(self.scrape_registry), content_type=content_type)
 
     def _record(self, response: Response) -> Response:
+        # One lookup of the request proxy: each access through it costs a context lookup.
         current = request._get_current_object()
-        state = current.environ.get(_STATE)
-        if state is None:
+        started = current.environ.get(_STARTED)
+        if started is None:
             return response
-        elapsed = time.perf_counter() - state.started
+        elapsed = time.perf_counter() - started
         rule = current.url_rule
         route = rule.rule if rule is not None else UNMATCHED_ROUTE
-        method = current.method
-        known_method = method if method in _KNOWN_METHODS else "OTHER"
+        method = sanitize_method(current.method)  # the conventions' names: an unknown one is _OTHER
         status = response.status_code
-        self.http_requests.labels(route, known_method, str(status)).inc()
-        self.http_duration.labels(route, known_method).observe(elapsed, exemplar=trace_exemplar())
-        span = state.span
-        if span is not None:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            for header, attribute in self._response_headers:
-                value = response.headers.get(header)
-                if value is not None:
-                    span.set_attribute(attribute, (value,))
-        if route not in _QUIET_ROUTES and _ACCESS_LOG.isEnabledFor(logging.INFO):
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_duration.labels(route, method).observe(elapsed, exemplar=trace_exemplar())
+        if route not in QUIET_ROUTES and _ACCESS_LOG.isEnabledFor(logging.INFO):
             _ACCESS_LOG.info(
                 "request",
                 extra={
-                    "method": method,
+                    "method": current.method,
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
@@ -269,24 +205,65 @@ class Telemetry:
         return response
 
 
-_KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-# Probes and scrapes every few seconds would drown the log, and the traces.
-_QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
 _ACCESS_LOG = logging.getLogger("access")
-_STATE = "servicekit.telemetry"  # the request's entry in its WSGI environ
+_STARTED = "servicekit.telemetry.started"  # the request's start, in its WSGI environ
 
 
-class _RequestState:
-    __slots__ = ("started", "span", "token")
-
-    def __init__(self, started: float):
-        self.started = started
-        self.span = None
-        self.token = None
+def _request_header_attribute(header: str) -> str:
+    return f"http.request.header.{header.lower()}"
 
 
-def _ignore_status(status: int) -> None:
-    pass
+def _response_header_attribute(header: str) -> str:
+    return f"http.response.header.{header.lower()}"
+
+
+def _name_captured_headers_per_spec() -> None:
+    """Captured headers named ``http.request.header.x-request-id``, as the conventions say.
+
+    opentelemetry-util-http 0.66b1 still turns the dashes into underscores
+    (``x_request_id``), which the conventions dropped before they were declared
+    stable (semantic-conventions#369); the fix pending upstream
+    (opentelemetry-python-contrib#3104) changes just these two functions, which
+    the WSGI instrumentation looks up at each request.
+    """
+    otel_wsgi.normalise_request_header_name = _request_header_attribute
+    otel_wsgi.normalise_response_header_name = _response_header_attribute
+
+
+def _server_of_host_header(span, status: str, response_headers) -> None:
+    """``server.address`` without the port, and ``server.port`` the Host header's.
+
+    The WSGI instrumentation (0.66b1) copies the Host header whole into
+    ``server.address`` ("127.0.0.1:8080"), and the port the server listens on
+    into ``server.port``; the conventions split the Host header into the two.
+    """
+    if span is None or not span.is_recording():
+        return
+    parts = urlsplit("//" + request.environ.get("HTTP_HOST", ""))
+    try:
+        port = parts.port
+    except ValueError:  # not a port: servicekit.inbound refuses such a Host
+        return
+    if parts.hostname and port is not None:
+        span.set_attribute("server.address", parts.hostname)
+        span.set_attribute("server.port", port)
+
+
+def _record_exceptions_of_5xx(app: Flask) -> None:
+    """An exception answered with a 5xx recorded on the request's span.
+
+    The instrumentation records the exception that reaches its teardown hook;
+    ours never does, as ``servicekit.errors`` answers every exception with JSON.
+    """
+    handle = app.handle_user_exception
+
+    def handle_user_exception(error: Exception):
+        response = app.make_response(handle(error))
+        if response.status_code >= 500:
+            trace.get_current_span().record_exception(error)
+        return response
+
+    app.handle_user_exception = handle_user_exception
 
 
 def trace_exemplar() -> dict[str, str] | None:
@@ -297,10 +274,31 @@ def trace_exemplar() -> dict[str, str] | None:
     return {"trace_id": format(context.trace_id, "032x")}
 
 
+def load_propagators(names: str) -> TextMapPropagator:
+    """The propagators an ``OTEL_PROPAGATORS`` value names, as the API loads them (its entry points)."""
+    propagators = []
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        if name.lower() == "none":
+            return CompositePropagator([])
+        found = entry_points(group="opentelemetry_propagator", name=name)
+        if not found:
+            raise SettingsError(f"OTEL_PROPAGATORS={names!r}: no propagator named {name!r} is installed")
+        propagators.append(next(iter(found)).load()())
+    return CompositePropagator(propagators)
+
+
 def tracer_provider(settings: TelemetrySettings) -> TracerProvider:
-    """The process's tracer provider, made on first use."""
+    """The process's tracer provider and propagators, made on first use.
+
+    Also the HTTP conventions the instrumentations follow: the stable ones,
+    unless the environment opts otherwise. They read the variable once per
+    process, when they first instrument, which comes after this.
+    """
     global _tracer_provider
     with _process_lock:
+        os.environ.setdefault(SEMCONV_OPT_IN, "http")
         if _tracer_provider is None:
             resource = Resource.create(
                 {
@@ -318,11 +316,7 @@ def tracer_provider(settings: TelemetrySettings) -> TracerProvider:
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             trace.set_tracer_provider(provider)
-            propagate.set_global_textmap(
-                CompositePropagator(
-                    [TraceContextTextMapPropagator(), W3CBaggagePropagator(), B3MultiFormat()]
-                )
-            )
+            propagate.set_global_textmap(load_propagators(settings.propagators))
             _tracer_provider = provider
         return _tracer_provider
 
@@ -349,9 +343,11 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, then the record's extra fields.
 
-    The same line python-json-logger wrote here before, at less than half its
-    cost (24 µs against 10 µs per line on the benchmark machine), on a line
-    written for every request.
+    The time is RFC 3339 in UTC with milliseconds (``2026-01-31T09:05:03.042Z``),
+    what log collectors parse without a format of their own. The same line
+    python-json-logger wrote here before, at less than half its cost (24 µs
+    against 10 µs per line on the benchmark machine), on a line written for
+    every request.
     """
 
     def __init__(self) -> None:
@@ -362,9 +358,9 @@ class JsonLineFormatter(logging.Formatter):
     def _time(self, created: float) -> str:
         second = int(created)
         if second != self._second:  # one strftime per second, not per line
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return self._stamp
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

@@ -6,6 +6,9 @@ from calculator.app import create_app as create_calculator
 from calculator.config import CalculatorSettings
 from localmesh.processes import ServiceProcess, ServiceSpec, free_port
 from servicekit.lifecycle import DrainFlag
+
+# The in-memory span exporter, for the tests of spans.
+from tests.inprocess import spans  # noqa: F401
 from tests.support import CALCULATOR_APP, CAPTURED_HEADERS, GATEWAY_APP, OtlpReceiver
 
 # A test that lacks a tool or a privilege is skipped, and fails under CI (tests/tools.py).

@@ -166,7 +166,7 @@ def test_operations_are_counted_by_operation_outcome_and_version(calculator_clie
     calculator_client.post("/calcular", json={"operacion": "raiz", "numero1": 1, "numero2": 0})
     text = calculator_client.get("/metrics").get_data(as_text=True)
     samples = {
-        (s.labels["operation"], s.labels["outcome"], s.labels["version"]): s.value
+        (s.labels["operation"], s.labels["outcome"], s.labels["service_version"]): s.value
         for family in text_string_to_metric_families(text)
         if family.name == "calculator_operations"
         for s in family.samples

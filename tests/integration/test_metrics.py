@@ -32,12 +32,13 @@ def test_counters_move_by_exactly_the_traffic_sent(stack):
             == 12
         )
     ops = "calculator_operations_total"
-    assert delta(before_calc, after_calc, ops, operation="sumar", outcome="ok", version="v1") == 7
-    assert delta(before_calc, after_calc, ops, operation="dividir", outcome="rejected", version="v1") == 3
-    assert delta(before_calc, after_calc, ops, operation="unknown", outcome="rejected", version="v1") == 2
-    assert delta(before_gw, after_gw, "gateway_upstream_requests_total", status="200") == 7
-    assert delta(before_gw, after_gw, "gateway_upstream_requests_total", status="400") == 5
-    assert delta(before_gw, after_gw, "gateway_upstream_request_duration_seconds_count", status="200") == 7
+    assert delta(before_calc, after_calc, ops, operation="sumar", outcome="ok", service_version="v1") == 7
+    assert delta(before_calc, after_calc, ops, operation="dividir", outcome="rejected", service_version="v1") == 3
+    assert delta(before_calc, after_calc, ops, operation="unknown", outcome="rejected", service_version="v1") == 2
+    upstream = "gateway_upstream_requests_total"
+    assert delta(before_gw, after_gw, upstream, status="200", failure="") == 7
+    assert delta(before_gw, after_gw, upstream, status="400", failure="") == 5
+    assert delta(before_gw, after_gw, "gateway_upstream_request_duration_seconds_count", status="200", failure="") == 7
 
 
 @pytest.mark.parametrize(

@@ -55,10 +55,17 @@ def test_one_trace_across_gateway_and_calculator(stack, otlp_receiver):
     resources = {r["service.name"]: r for r, _ in spans}
     assert resources["calculator"]["service.version"] == "v1"
 
-    # B3 for Envoy's tracer and x-request-id for its access logs reached the calculator.
-    assert _attribute(calculator_server, "http.request.header.x_b3_traceid") == trace_id
-    assert _attribute(calculator_server, "http.request.header.x_b3_spanid") == gateway_client.span_id.hex()
-    assert _attribute(calculator_server, "http.request.header.x_request_id") == request_id
+    # B3 for Envoy's tracer and x-request-id for its access logs reached the calculator,
+    # captured under the names the conventions give them.
+    assert _attribute(calculator_server, "http.request.header.x-b3-traceid") == trace_id
+    assert _attribute(calculator_server, "http.request.header.x-b3-spanid") == gateway_client.span_id.hex()
+    assert _attribute(calculator_server, "http.request.header.x-request-id") == request_id
+    assert not [a.key for a in calculator_server.attributes if ".header." in a.key and "_" in a.key]
+    # The spans in the stable HTTP conventions, as the gunicorn processes make them.
+    assert gateway_client.name == "POST" and calculator_server.name == "POST /calcular"
+    assert _attribute(gateway_client, "url.full") == stack["calculator"].url + "/calcular"
+    assert _attribute(calculator_server, "http.route") == "/calcular"
+    assert {a.key for a in gateway_client.attributes} >= {"http.request.method", "server.address", "server.port", "http.response.status_code"}
 
 
 def test_canary_header_reaches_the_calculator(stack, otlp_receiver):
@@ -72,4 +79,4 @@ def test_canary_header_reaches_the_calculator(stack, otlp_receiver):
         return next((s for r, s in otlp_receiver.spans_of_trace(trace_id) if r["service.name"] == "calculator"), None)
 
     calculator_server = wait_until(calculator_span, 15, what="the calculator's span")
-    assert _attribute(calculator_server, "http.request.header.x_canary") == "always"
+    assert _attribute(calculator_server, "http.request.header.x-canary") == "always"

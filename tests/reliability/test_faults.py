@@ -19,8 +19,8 @@ import pytest
 from localmesh.observe import flags_of, subset_cluster
 from localmesh.processes import wait_until
 from tests.localmesh.e2e.support import SIDECARS, access_log, calcular_requests, stat
-from tests.support import post_json, running_mesh, statuses
 from tests.reliability.support import Load, read_results, record, sized, success_rate
+from tests.support import post_json, running_mesh, statuses
 
 pytestmark = pytest.mark.processes
 

@@ -21,12 +21,12 @@ from localmesh.observe import flags_of
 from tests.localmesh.e2e.support import access_log
 from tests.reliability.support import (
     Load,
-    renice,
     MemorySampler,
-    mesh_pids,
     memory_limits,
+    mesh_pids,
     percentile,
     record,
+    renice,
     sized,
 )
 from tests.support import running_mesh, scrape, statuses

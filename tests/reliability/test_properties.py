@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 from calculator import arithmetic, jsondecode
 from calculator.app import create_app
+from calculator.arithmetic import INT64_MAX, INT64_MIN, OPERATIONS_V2, CalculationError
 from calculator.config import CalculatorSettings
+from calculator.results import format_line
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from gateway.upstream import UpstreamResponse
 from servicekit.errors import MESSAGES as HTTP_MESSAGES
 from servicekit.lifecycle import DrainFlag
-from calculator.arithmetic import INT64_MAX, INT64_MIN, OPERATIONS_V2, CalculationError
-from calculator.results import format_line
 from tests.reliability.support import sized
 
 EXAMPLES = settings(max_examples=sized(300, 3_000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
