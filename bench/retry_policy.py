@@ -22,6 +22,13 @@ and for each, three cases:
   each of EJECTIONS: what a shorter ejection costs (the replica comes back
   sooner and is ejected again, each time for longer).
 
+and the same for the gateways, behind the ingress (their DestinationRule's
+outlier detection, istio/gateway-destinationrule.yaml, with each of EJECTIONS):
+
+- gateway-kill-restart: gateway-0 then gateway-1 SIGKILLed 17 s apart under load;
+- gateway-crash-loop: gateway-0 SIGKILLed every 4 s for 40 s (a replica that keeps
+  dying: what a shorter ejection costs, as it gets traffic again sooner).
+
 It prints one JSON line per case; docs/fault-tolerance.md has the figures.
 """
 
@@ -40,12 +47,13 @@ from pathlib import Path
 import yaml
 
 from localmesh.mesh import Mesh, MeshOptions
-from localmesh.observe import calcular_requests, subset_cluster
+from localmesh.observe import access_log_path, calcular_requests, flags_of, read_access_log, subset_cluster
 from localmesh.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 VS = "istio/calculator-virtualservice.yaml"
 DR = "istio/calculator-destinationrule.yaml"
+GATEWAY_DR = "istio/gateway-destinationrule.yaml"
 POLICIES = {
     "5xx": ("5xx,reset,connect-failure,refused-stream", {"consecutive5xxErrors": 3}),
     "gateway-error": (
@@ -54,6 +62,9 @@ POLICIES = {
     ),
 }
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
+INGRESS = "ingress"
+# The ingress Envoy's cluster of the gateway Service (no subsets).
+GATEWAY_CLUSTER = subset_cluster("", "gateway")
 # (baseEjectionTime, interval) compared in the kill and long half-failing cases.
 EJECTIONS = [("30s", "5s"), ("10s", "1s"), ("5s", "1s")]
 QUERY_OF_DEATH = b"[" * 1000
@@ -78,6 +89,25 @@ def policy_root(destination: Path, policy: str, base_ejection: str = "30s", inte
     outlier.update(ejection, baseEjectionTime=base_ejection, interval=interval)
     dr_path.write_text(yaml.safe_dump(dr, sort_keys=False))
     return destination
+
+
+def gateway_root(destination: Path, base_ejection: str, interval: str) -> Path:
+    """k8s/base and istio/ as they are, but the gateways' ejection (baseEjectionTime, interval)."""
+    import shutil
+
+    shutil.copytree(ROOT / "k8s" / "base", destination / "k8s" / "base")
+    shutil.copytree(ROOT / "istio", destination / "istio")
+    path = destination / GATEWAY_DR
+    rule = yaml.safe_load(path.read_text())
+    rule["spec"]["trafficPolicy"]["outlierDetection"].update(baseEjectionTime=base_ejection, interval=interval)
+    path.write_text(yaml.safe_dump(rule, sort_keys=False))
+    return destination
+
+
+def ingress_stat(mesh: Mesh, stat: str) -> int:
+    """A counter of the ingress Envoy's cluster of the gateways."""
+    name = f"cluster.{GATEWAY_CLUSTER}.{stat}"
+    return mesh.envoys[INGRESS].stats(name).get(name, 0)
 
 
 def sidecar_sum(mesh: Mesh, stat: str) -> int:
@@ -190,7 +220,16 @@ def kill_restart(
         )
         return {"requests": total, "success": round(statuses[200] / total, 5), "statuses": dict(statuses),
                 "ejections": sidecar_sum(mesh, "outlier_detection.ejections_enforced_total"),
-                "retries": sidecar_sum(mesh, "upstream_rq_retry"), "app_503": failed_attempts}
+                "retries": sidecar_sum(mesh, "upstream_rq_retry"), "app_503": failed_attempts,
+                "ingress_ejections": ingress_stat(mesh, "outlier_detection.ejections_enforced_total"),
+                "ingress_retries": ingress_stat(mesh, "upstream_rq_retry"),
+                # What the clients' failures were, by the ingress's response flags and details:
+                # UC (reset in flight, not retried) or UF/URX (refused, retries spent).
+                "ingress_failures": dict(Counter(
+                    f"{entry.get('response_code')} {','.join(flags_of(entry))} {entry.get('response_code_details')}"
+                    for entry in read_access_log(access_log_path(work, INGRESS))[0]
+                    if entry.get("response_code") != 200
+                ))}
     finally:
         mesh.stop()
 
@@ -199,9 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-app", type=Path, help="a checkout of 2fa91f6, for the query-of-death case")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--cases", default="half-failing,query-of-death,kill-restart,half-failing-long")
+    parser.add_argument("--cases", default="half-failing,query-of-death,kill-restart,half-failing-long,"
+                        "gateway-kill-restart,gateway-crash-loop")
+    parser.add_argument("--ejections", default=",".join(f"{base}/{interval}" for base, interval in EJECTIONS),
+                        help="the (baseEjectionTime/interval) pairs compared, e.g. 30s/5s,5s/1s")
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
+    ejections = [tuple(pair.split("/")) for pair in args.ejections.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         for policy in POLICIES:
@@ -214,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"policy": policy, "case": "query-of-death",
                                   **query_of_death(root, work / f"{policy}-qod-run", args.old_app)}), flush=True)
         if "half-failing-long" in cases:
-            for base, interval in EJECTIONS:
+            for base, interval in ejections:
                 name = f"half-long-{base}-{interval}"
                 root = policy_root(work / name, "gateway-error", base, interval)
                 figures = kill_restart(root, work / f"{name}-run", [], 0.0, 60.0,
@@ -227,12 +270,24 @@ def main(argv: list[str] | None = None) -> int:
                 "5 kills 10 s apart": (["calculator-v1-0", "calculator-v1-1"] * 2 + ["calculator-v1-0"], 10.0),
             }
             for label, (pods, gap) in schedules.items():
-                for base, interval in EJECTIONS:
+                for base, interval in ejections:
                     name = f"kill-{base}-{interval}-{len(pods)}"
                     root = policy_root(work / name, "gateway-error", base, interval)
                     print(json.dumps({"policy": "gateway-error", "baseEjectionTime": base, "interval": interval,
                                       "case": label, **kill_restart(root, work / f"{name}-run", pods, gap)}),
                           flush=True)
+        gateway_schedules = {
+            "gateway-kill-restart": ("gateway-0, then gateway-1, 17 s apart", ["gateway-0", "gateway-1"], 17.0),
+            "gateway-crash-loop": ("gateway-0 killed every 4 s, 10 times", ["gateway-0"] * 10, 4.0),
+        }
+        for case, (label, pods, gap) in gateway_schedules.items():
+            if case not in cases:
+                continue
+            for base, interval in ejections:
+                name = f"{case}-{base}-{interval}"
+                root = gateway_root(work / name, base, interval)
+                print(json.dumps({"gateway baseEjectionTime": base, "interval": interval, "case": label,
+                                  **kill_restart(root, work / f"{name}-run", pods, gap)}), flush=True)
     return 0
 
 

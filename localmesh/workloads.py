@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from localmesh.processes import ServiceSpec
 from localmesh.translate import Resource, TranslationError
-from localmesh.translate.kube import resolve_host
+from localmesh.translate.kube import replicas_at_rest, resolve_host
 
 GUNICORN = "gunicorn"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -110,7 +110,11 @@ def _calls_mesh(env: Mapping[str, str], namespace: str, service_hosts: set[str])
 
 
 def workload(resource: Resource, service_hosts: set[str]) -> Workload:
-    """A Deployment resource as the local mesh runs it; ``service_hosts`` are the mesh's Service FQDNs."""
+    """A Deployment resource as the local mesh runs it; ``service_hosts`` are the mesh's Service FQDNs.
+
+    Its replicas are those it runs when idle: the minReplicas of the HorizontalPodAutoscaler
+    that targets it (the loader notes it on the resource), else its ``spec.replicas``.
+    """
     container = _container(resource)
     app, config = _gunicorn_command(resource, container)
     env = _environment(resource, container)
@@ -119,7 +123,7 @@ def workload(resource: Resource, service_hosts: set[str]) -> Workload:
         deployment=f"{resource.namespace}/{resource.name}",
         name=resource.name,
         namespace=resource.namespace,
-        replicas=int(resource.spec.get("replicas", 1)),
+        replicas=replicas_at_rest(resource),
         labels=dict(labels),
         app=app,
         config=config,

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(finding)
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)
-    checked = len(repository.mesh) + sum(len(s) for s in repository.scenarios.values())
+    checked = len(repository.mesh) + sum(len(s) for s in (*repository.scenarios.values(), *repository.components.values()))
     print(
         f"manifestcheck: {len(findings)} finding(s) in {checked} manifests and {len(repository.scenarios)} scenarios",
         file=sys.stderr,

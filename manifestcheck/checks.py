@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from manifestcheck import references, resilience, workloads
 from manifestcheck.addons import check_grafana_wiring
+from manifestcheck.components import check_components
 from manifestcheck.dashboard import check_dashboard, check_envoy_stats_exposed
 from manifestcheck.install import check_kind_ingress, check_kind_node_image, check_tracing, ingress_labels
 from manifestcheck.istio_schema import check_istio_schema
@@ -61,7 +62,10 @@ def offline_checks(repository: Repository) -> list[Finding]:
     """Every check that needs nothing but Python: schemas, references, policy, wiring."""
     mesh = list(repository.mesh)
     findings = list(repository.problems)
-    findings += check_kubernetes_schema([*repository.kubernetes, *repository.addons, *repository.install])
+    components = [m for manifests in repository.components.values() for m in manifests]
+    findings += check_kubernetes_schema(
+        [*repository.kubernetes, *repository.addons, *repository.install, *components]
+    )
     checks = mesh_checks(repository)
     for check in checks:
         findings += check(mesh)
@@ -74,6 +78,7 @@ def offline_checks(repository: Repository) -> list[Finding]:
     findings += check_kind_ingress(repository.kind_cluster, repository.install, mesh)
     findings += check_kind_node_image(repository.kind_cluster, repository.install)
     findings += check_tracing(repository.install, mesh)
+    findings += check_components(repository.components, repository.install)
     findings += check_grafana_wiring(repository.addons, repository.patches, repository.dashboards)
     for dashboard in repository.dashboards:
         findings += check_dashboard(dashboard)

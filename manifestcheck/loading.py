@@ -1,8 +1,8 @@
 """Reading the repository's manifests from disk: the only module of the checks that does I/O on them.
 
-Kustomizations are read the way the local mesh reads them (``resources:`` of
-plain files, and ``namespace:``), so a field only a real kustomize would apply
-is reported rather than silently ignored.
+Kustomizations are read by the local mesh's reader (``localmesh.loader``: ``resources:``
+and ``namespace:``), here of plain files only, so a field only a real kustomize would
+apply is reported rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from localmesh import loader as localmesh_loader
+from localmesh.translate import TranslationError
 from manifestcheck.model import DEFAULT_NAMESPACE, Finding, Manifest
 
 KUBERNETES_BASE = "k8s/base"
@@ -25,11 +27,12 @@ SCENARIOS = "istio/scenarios"
 ISTIO_INSTALL = "istio/install"
 KIND = "k8s/kind"
 ADDONS = "k8s/addons"
+# Optional kustomize components (kind: Component), each in a directory of its own.
+COMPONENTS = "k8s/components"
 DASHBOARDS = "dashboards"
 WORKFLOWS = ".github/workflows"
 # Files of k8s/addons that are patches for resources of Istio's addons, not resources.
 PATCH_SUFFIX = "-patch.yaml"
-KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "resources"}
 # libyaml's loader when PyYAML was built with it: the same documents, several times faster.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -57,6 +60,7 @@ class Repository:
     install: tuple[Manifest, ...] = ()
     kind_cluster: tuple[Manifest, ...] = ()
     addons: tuple[Manifest, ...] = ()
+    components: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
     patches: tuple[Patch, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
     problems: tuple[Finding, ...] = ()
@@ -103,18 +107,22 @@ def read_manifests(
     return manifests, problems
 
 
-def read_kustomization(root: Path, directory: str) -> tuple[list[Manifest], list[Finding]]:
-    """The resources a kustomization lists, each with the kustomization's namespace."""
-    path = root / directory / "kustomization.yaml"
-    source = relative(root, path)
-    manifests: list[Manifest] = []
+def read_kustomization(
+    root: Path, directory: str, kind: str = "Kustomization", default_namespace: str = DEFAULT_NAMESPACE
+) -> tuple[list[Manifest], list[Finding]]:
+    """The resources a kustomization (or a Component) lists, each with the kustomization's namespace,
+    else ``default_namespace``. The file is read by the local mesh's reader (localmesh.loader)."""
     try:
-        documents, problems = parse_yaml_documents(path.read_text(encoding="utf-8"), source)
-    except OSError as error:
-        return [], [Finding("load", source, "-", "-", f"cannot read: {error}")]
-    kustomization = documents[0] if documents and isinstance(documents[0], Mapping) else {}
-    resource = "Kustomization"
-    for name in sorted(set(kustomization) - KUSTOMIZATION_FIELDS):
+        kustomization = localmesh_loader.read_kustomization(root / directory, root)
+    except TranslationError as error:
+        source = relative(root, root / directory / localmesh_loader.KUSTOMIZATION)
+        return [], [Finding("load", source, "-", "-", str(error).removeprefix(f"{source}: "))]
+    source, resource = kustomization.source, kind
+    manifests: list[Manifest] = []
+    problems: list[Finding] = []
+    if kustomization.kind != kind:
+        problems.append(Finding("kustomization", source, resource, "kind", f"must be {kind}"))
+    for name in kustomization.unsupported:
         problems.append(
             Finding(
                 "kustomization",
@@ -125,14 +133,13 @@ def read_kustomization(root: Path, directory: str) -> tuple[list[Manifest], list
                 "on a cluster and not locally",
             )
         )
-    namespace = kustomization.get("namespace") or DEFAULT_NAMESPACE
-    resources = kustomization.get("resources")
-    if not isinstance(resources, list) or not resources:
+    namespace = kustomization.namespace or default_namespace
+    if not kustomization.resources:
         problems.append(Finding("kustomization", source, resource, "resources", "lists no resource file"))
         return manifests, problems
-    for index, entry in enumerate(resources):
-        target = root / directory / str(entry)
-        if not isinstance(entry, str) or "://" in entry or not target.is_file():
+    for index, entry in enumerate(kustomization.resources):
+        target = kustomization.directory / entry
+        if "://" in entry or not target.is_file():
             problems.append(
                 Finding(
                     "kustomization",
@@ -143,7 +150,7 @@ def read_kustomization(root: Path, directory: str) -> tuple[list[Manifest], list
                 )
             )
             continue
-        read, read_problems = read_manifests(root, target, str(namespace))
+        read, read_problems = read_manifests(root, target, namespace)
         manifests += read
         problems += read_problems
     return manifests, problems
@@ -184,6 +191,16 @@ def load_repository(root: Path) -> Repository:
             problems.extend(found)
         return manifests
 
+    # Applied with `-n <namespace of k8s/base>` (scripts/kind.sh), or included by an overlay of it.
+    components: dict[str, tuple[Manifest, ...]] = {}
+    base_namespace = next((m.default_namespace for m in kubernetes), DEFAULT_NAMESPACE)
+    directory = root / COMPONENTS
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if path.is_dir():
+            read, found = read_kustomization(root, f"{COMPONENTS}/{path.name}", "Component", base_namespace)
+            components[path.name] = tuple(read)
+            problems += found
+
     install = read_all(ISTIO_INSTALL)
     kind_cluster = read_all(KIND)
     addons = read_all(ADDONS, skip_patches=True)
@@ -211,6 +228,7 @@ def load_repository(root: Path) -> Repository:
         install=tuple(install),
         kind_cluster=tuple(kind_cluster),
         addons=tuple(addons),
+        components=components,
         patches=tuple(patches),
         dashboards=tuple(dashboards),
         problems=tuple(problems),

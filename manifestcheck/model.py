@@ -6,6 +6,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# Which workload an autoscaler scales, and how far down: read as the local mesh reads it.
+from localmesh.translate.kube import HORIZONTAL_POD_AUTOSCALER, autoscaler_target
+
 DEFAULT_NAMESPACE = "default"
 CLUSTER_DOMAIN = "svc.cluster.local"
 
@@ -120,8 +123,9 @@ class PodTemplate:
     labels: Mapping[str, str] = field(hash=False)
     annotations: Mapping[str, str] = field(hash=False)
     spec: Mapping[str, Any] = field(hash=False)
-    replicas: int
+    replicas: int  # when idle: its autoscaler's minReplicas, else its spec.replicas
     path: str = "spec.template"
+    autoscaler: Manifest | None = None  # the HorizontalPodAutoscaler that owns its scale
 
     @property
     def namespace(self) -> str:
@@ -142,12 +146,24 @@ class PodTemplate:
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
 
+def autoscalers_by_target(manifests: Iterable[Manifest]) -> dict[tuple[str, str, str], tuple[Manifest, int]]:
+    """Each HorizontalPodAutoscaler by the (kind, namespace, name) it scales, with its minReplicas."""
+    found = {}
+    for autoscaler in of_kind(manifests, HORIZONTAL_POD_AUTOSCALER):
+        target = autoscaler_target(autoscaler.namespace, autoscaler.spec)
+        if target is not None:
+            found[target[0]] = (autoscaler, target[1])
+    return found
+
+
 def pod_templates(manifests: Iterable[Manifest]) -> list[PodTemplate]:
+    manifests = list(manifests)
+    autoscalers = autoscalers_by_target(manifests)
     templates = []
     for manifest in of_kind(manifests, *WORKLOAD_KINDS):
         template = mapping(manifest.spec.get("template"))
         metadata = mapping(template.get("metadata"))
-        replicas = manifest.spec.get("replicas", 1)
+        autoscaler, replicas = autoscalers.get(manifest.key, (None, manifest.spec.get("replicas", 1)))
         templates.append(
             PodTemplate(
                 owner=manifest,
@@ -155,6 +171,7 @@ def pod_templates(manifests: Iterable[Manifest]) -> list[PodTemplate]:
                 annotations={str(k): str(v) for k, v in mapping(metadata.get("annotations")).items()},
                 spec=mapping(template.get("spec")),
                 replicas=replicas if isinstance(replicas, int) else 1,
+                autoscaler=autoscaler,
             )
         )
     return templates

@@ -341,7 +341,6 @@ def check_otlp_endpoint(manifests: Sequence[Manifest]) -> list[Finding]:
 def check_availability(manifests: Sequence[Manifest]) -> list[Finding]:
     """Each workload has a PodDisruptionBudget that allows a drain, and an autoscaler that keeps its replicas."""
     budgets = of_kind(manifests, "PodDisruptionBudget")
-    autoscalers = of_kind(manifests, "HorizontalPodAutoscaler")
     findings = []
     for template in pod_templates(manifests):
         owner = template.owner
@@ -369,30 +368,22 @@ def check_availability(manifests: Sequence[Manifest]) -> list[Finding]:
                         f"allows no eviction of {owner.name}'s {template.replicas} pod(s): a node drain would hang",
                     )
                 )
-        scaler = next(
-            (
-                a
-                for a in autoscalers
-                if a.namespace == owner.namespace
-                and mapping(a.spec.get("scaleTargetRef")).get("name") == owner.name
-                and mapping(a.spec.get("scaleTargetRef")).get("kind") == owner.kind
-            ),
-            None,
-        )
+        scaler = template.autoscaler
         if scaler is None:
             findings.append(
                 template.finding("availability", "metadata.name", "no HorizontalPodAutoscaler scales it")
             )
             continue
-        low, high = scaler.spec.get("minReplicas", 1), scaler.spec.get("maxReplicas", 0)
-        if isinstance(low, int) and low < template.replicas:
+        if "replicas" in owner.spec:
             findings.append(
-                scaler.finding(
+                owner.finding(
                     "availability",
-                    "spec.minReplicas",
-                    f"{low} is below {owner.name}'s {template.replicas} replicas, which the mesh policy assumes",
+                    "spec.replicas",
+                    f"set while HorizontalPodAutoscaler {scaler.name} scales it: every kubectl apply resets "
+                    "the scale the autoscaler chose; leave it out (the autoscaler keeps minReplicas)",
                 )
             )
+        low, high = scaler.spec.get("minReplicas", 1), scaler.spec.get("maxReplicas", 0)
         if isinstance(low, int) and isinstance(high, int) and high < low:
             findings.append(
                 scaler.finding("availability", "spec.maxReplicas", f"{high} is below minReplicas {low}")

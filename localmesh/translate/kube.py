@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from localmesh.translate.errors import Fields, Origin
 from localmesh.translate.resources import Resource
 
 DOMAIN_SUFFIX = "svc.cluster.local"
+HORIZONTAL_POD_AUTOSCALER = "HorizontalPodAutoscaler"
 
 # Port names (or appProtocol values) whose protocol a local HTTP/1 Envoy cannot
 # carry as the cluster would: istiod picks the protocol from this prefix.
@@ -111,10 +114,45 @@ def parse_service(resource: Resource) -> Service:
     return Service(resource.name, resource.namespace, tuple(ports), spec.string_map("selector"), origin)
 
 
+def autoscaler_target(namespace: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str, str], int] | None:
+    """What a HorizontalPodAutoscaler's ``spec`` scales, as (kind, namespace, name), and its minReplicas
+    (1 when unset, the API's default); None when it names no target."""
+    target = spec.get("scaleTargetRef")
+    if not isinstance(target, Mapping) or not target.get("kind") or not target.get("name"):
+        return None
+    minimum = spec.get("minReplicas", 1)
+    if isinstance(minimum, bool) or not isinstance(minimum, int):
+        minimum = 1  # the schema checks name it; the scale is the default's
+    return (str(target["kind"]), namespace, str(target["name"])), minimum
+
+
+def with_autoscalers(resources: Iterable[Resource]) -> list[Resource]:
+    """The resources, each Deployment with the minReplicas of the HorizontalPodAutoscaler that targets it.
+
+    An autoscaler owns its target's scale: the manifests leave ``spec.replicas`` out (each
+    ``kubectl apply`` would reset the scale to it), Kubernetes starts one pod and the
+    autoscaler raises it to minReplicas, where it stays when idle.
+    """
+    resources = list(resources)
+    targets = (autoscaler_target(r.namespace, r.spec) for r in resources if r.kind == HORIZONTAL_POD_AUTOSCALER)
+    minimums = dict(target for target in targets if target is not None)
+    return [
+        replace(r, autoscaler_min_replicas=minimums.get(r.key)) if r.kind == "Deployment" else r
+        for r in resources
+    ]
+
+
+def replicas_at_rest(resource: Resource) -> int:
+    """The pods a Deployment runs when idle: its autoscaler's minReplicas, else ``spec.replicas`` (default 1)."""
+    if resource.autoscaler_min_replicas is not None:
+        return resource.autoscaler_min_replicas
+    return Fields(resource.spec, "spec", resource.origin).integer("replicas", 1)
+
+
 def parse_deployment(resource: Resource) -> Deployment:
     origin = resource.origin
     spec = Fields(resource.spec, "spec", origin)
-    replicas = spec.integer("replicas", 1)
+    replicas = replicas_at_rest(resource)
     template = spec.mapping("template")
     if template is None:
         raise origin.invalid("spec.template", "is required")

@@ -10,7 +10,7 @@ from localmesh.translate.destination_rules import DestinationRule, parse_destina
 from localmesh.translate.envoy_filters import EnvoyFilter, parse_envoy_filter
 from localmesh.translate.errors import Origin, TranslationError
 from localmesh.translate.gateways import INGRESS_NAMESPACE, INGRESS_SELECTOR, Gateway, parse_gateway
-from localmesh.translate.kube import Deployment, Service, parse_deployment, parse_service
+from localmesh.translate.kube import Deployment, Service, parse_deployment, parse_service, with_autoscalers
 from localmesh.translate.resources import Resource, check_kind, is_cluster_only
 from localmesh.translate.virtual_services import MESH, Destination, VirtualService, parse_virtual_service, visible_in
 
@@ -52,7 +52,7 @@ def read_manifests(resources: Iterable[Resource]) -> Manifests:
     destination_rules: list[DestinationRule] = []
     envoy_filters: list[EnvoyFilter] = []
     ingress_policies: list[Resource] = []
-    for resource in resources:
+    for resource in with_autoscalers(resources):
         check_kind(resource)
         if resource.key in seen:
             raise TranslationError(

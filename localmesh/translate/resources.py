@@ -43,6 +43,9 @@ class Resource:
     spec: Mapping[str, Any]
     source: str
     metadata: Mapping[str, Any]
+    # A Deployment a HorizontalPodAutoscaler targets: the autoscaler's minReplicas, the scale
+    # it settles at when idle (kube.with_autoscalers sets it). None: no autoscaler targets it.
+    autoscaler_min_replicas: int | None = None
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], source: str, default_namespace: str = "default") -> Resource:

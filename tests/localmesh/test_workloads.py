@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from localmesh.translate import Resource, TranslationError
+from localmesh.translate.kube import with_autoscalers
 from localmesh.workloads import replica_spec, workload
 
 SERVICES = {"calculator.meshcalc.svc.cluster.local", "gateway.meshcalc.svc.cluster.local"}
@@ -39,6 +40,58 @@ def test_command_env_labels_and_replicas_come_from_the_manifest():
     assert w.labels == {"app": "gateway", "version": "v1"}
     assert w.calls_mesh
     assert [w.pod(i) for i in range(w.replicas)] == ["gateway-0", "gateway-1"]
+
+
+def autoscaler(target="gateway", minimum=3) -> Resource:
+    document = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                 "minReplicas": minimum, "maxReplicas": 4},
+    }
+    return Resource.from_document(document, "k8s/base/gateway-horizontalpodautoscaler.yaml", "meshcalc")
+
+
+def without_replicas() -> Resource:
+    resource = deployment()
+    spec = {key: value for key, value in resource.spec.items() if key != "replicas"}
+    return Resource.from_document({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gateway"},
+                                   "spec": spec}, resource.source, "meshcalc")
+
+
+def test_a_deployment_an_autoscaler_scales_runs_its_min_replicas():
+    resources = with_autoscalers([without_replicas(), autoscaler(minimum=3)])
+    w = workload(resources[0], SERVICES)
+    assert w.replicas == 3
+    assert [w.pod(i) for i in range(w.replicas)] == ["gateway-0", "gateway-1", "gateway-2"]
+
+
+def test_without_an_autoscaler_or_replicas_a_deployment_runs_one_pod():
+    assert workload(without_replicas(), SERVICES).replicas == 1
+    # An autoscaler of another Deployment, or of another namespace, is not its own.
+    (mine, _) = with_autoscalers([without_replicas(), autoscaler(target="calculator-v1")])
+    assert workload(mine, SERVICES).replicas == 1
+
+
+def test_the_autoscaler_wins_over_replicas_set_beside_it():
+    """As on a cluster at rest (manifestcheck reports the field: each apply would reset the scale)."""
+    (mine, _) = with_autoscalers([deployment(replicas=5), autoscaler(minimum=2)])
+    assert workload(mine, SERVICES).replicas == 2
+
+
+def test_the_local_mesh_runs_the_repositorys_deployments_at_their_autoscalers_minimum():
+    from localmesh.loader import Layout, load_kustomization
+
+    layout = Layout(Path(__file__).resolve().parents[2])
+    resources = load_kustomization(layout.k8s, layout.root)
+    minimums = {r.spec["scaleTargetRef"]["name"]: r.spec["minReplicas"] for r in resources
+                if r.kind == "HorizontalPodAutoscaler"}
+    deployments = [r for r in resources if r.kind == "Deployment"]
+    assert all("replicas" not in r.spec for r in deployments)
+    assert {r.name: workload(r, SERVICES).replicas for r in deployments} == minimums == {
+        "calculator-v1": 2, "calculator-v2": 1, "gateway": 2,
+    }
 
 
 def test_a_url_outside_the_mesh_does_not_make_a_client():

@@ -248,9 +248,9 @@ def test_a_missing_otlp_endpoint_is_reported(repo_copy):
             "allows no eviction",
         ),
         (
-            "k8s/base/gateway-horizontalpodautoscaler.yaml",
-            lambda d: d["spec"].update(minReplicas=1),
-            "below gateway's 2 replicas",
+            "k8s/base/gateway-deployment.yaml",
+            lambda d: d["spec"].update(replicas=2),
+            "set while HorizontalPodAutoscaler gateway scales it",
         ),
         (
             "k8s/base/gateway-horizontalpodautoscaler.yaml",
@@ -263,7 +263,7 @@ def test_a_missing_otlp_endpoint_is_reported(repo_copy):
             "no PodDisruptionBudget",
         ),
     ],
-    ids=["pdb-blocks-drains", "hpa-below-replicas", "no-hpa", "no-pdb"],
+    ids=["pdb-blocks-drains", "replicas-beside-hpa", "no-hpa", "no-pdb"],
 )
 def test_budgets_and_autoscalers(repo_copy, file, change, message):
     def apply(document):
@@ -273,6 +273,28 @@ def test_budgets_and_autoscalers(repo_copy, file, change, message):
     repo_copy.edit(file, apply)
     findings = run(repo_copy, workloads.check_availability)
     assert any(f.check == "availability" and message in f.message for f in findings), findings
+
+
+def test_a_budget_is_weighed_against_the_autoscalers_minimum(repo_copy):
+    """The pods a PodDisruptionBudget must leave are counted from minReplicas (the Deployment has no replicas)."""
+    def min_available(document):
+        document["spec"].pop("maxUnavailable")
+        document["spec"]["minAvailable"] = 2
+
+    repo_copy.edit("k8s/base/gateway-poddisruptionbudget.yaml", min_available)
+    (finding,) = run(repo_copy, workloads.check_availability)
+    assert finding.file == "k8s/base/gateway-poddisruptionbudget.yaml"
+    assert "allows no eviction of gateway's 2 pod(s)" in finding.message
+    repo_copy.edit("k8s/base/gateway-horizontalpodautoscaler.yaml", lambda d: d["spec"].update(minReplicas=3))
+    assert run(repo_copy, workloads.check_availability) == []
+
+
+def test_replicas_beside_an_autoscaler_are_named_where_they_are_set(repo_copy):
+    repo_copy.edit("k8s/base/calculator-v1-deployment.yaml", lambda d: d["spec"].update(replicas=2))
+    (finding,) = run(repo_copy, workloads.check_availability)
+    assert (finding.file, finding.resource, finding.field) == (
+        "k8s/base/calculator-v1-deployment.yaml", "Deployment meshcalc/calculator-v1", "spec.replicas"
+    )
 
 
 def test_parse_quantity():

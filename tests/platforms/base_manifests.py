@@ -6,6 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from localmesh.loader import Layout, load_kustomization
+from localmesh.translate.kube import replicas_at_rest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,3 +20,9 @@ def k8s_deployments(root: Path = ROOT) -> dict[str, dict]:
             if document and document.get("kind") == "Deployment":
                 found[document["metadata"]["name"]] = document
     return found
+
+
+def k8s_replicas(root: Path = ROOT) -> dict[str, int]:
+    """The pods each Deployment of k8s/base runs when idle (its autoscaler's minReplicas), as the local mesh reads it."""
+    layout = Layout(root)
+    return {r.name: replicas_at_rest(r) for r in load_kustomization(layout.k8s, layout.root) if r.kind == "Deployment"}

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
-from tests.platforms.base_manifests import k8s_deployments
+from tests.platforms.base_manifests import k8s_deployments, k8s_replicas  # noqa: F401 (k8s_deployments: for the tests)
 from tests.platforms.durations import seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,6 +188,7 @@ def container_of(deployment: Mapping[str, Any]) -> dict:
 def our_service_problems(compose: Mapping[str, Any], deployments: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Our services as the k8s Deployments run them: same command, user, replicas, versions, traces to Jaeger."""
     problems = []
+    replicas = k8s_replicas()  # the autoscalers' minimums: the Deployments leave their scale to them
     our_services = ours(compose)
     for name in deployments:
         if name not in our_services:
@@ -214,8 +215,8 @@ def our_service_problems(compose: Mapping[str, Any], deployments: Mapping[str, M
         container = container_of(deployment)
         if command != container.get("command", []) + container.get("args", []):
             problems.append(f"{where}.command: {command}, the Deployment runs {container.get('command', []) + container.get('args', [])}")
-        if replicas_of(service) != deployment["spec"].get("replicas", 1):
-            problems.append(f"{where}: {replicas_of(service)} replica(s), the Deployment has {deployment['spec'].get('replicas', 1)}")
+        if replicas_of(service) != replicas.get(name):
+            problems.append(f"{where}: {replicas_of(service)} replica(s), the Deployment has {replicas.get(name)}")
         k8s_env = {e["name"]: str(e.get("value")) for e in container.get("env", [])}
         for variable in ("CALCULATOR_VERSION", "DATA_DIR"):
             if variable in k8s_env and environment.get(variable) != k8s_env[variable]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.platforms.base_manifests import k8s_deployments
+from tests.platforms.base_manifests import k8s_deployments, k8s_replicas  # noqa: F401 (k8s_deployments: for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 MARATHON_FILE = ROOT / "mesos" / "marathon.json"
@@ -113,6 +113,7 @@ def _mebibytes(quantity: str) -> float:
 def k8s_match_problems(group: Mapping[str, Any], deployments: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Each Deployment of k8s/base has its app: same image, command, env names, instances, limits, probes, privileges."""
     problems = []
+    replicas = k8s_replicas()  # the autoscalers' minimums: the Deployments leave their scale to them
     all_apps = apps(group)
     for name, deployment in deployments.items():
         app_id = f"{GROUP_ID}/{name}"
@@ -128,8 +129,8 @@ def k8s_match_problems(group: Mapping[str, Any], deployments: Mapping[str, Mappi
         command = container.get("command", []) + container.get("args", [])
         if app.get("args") != command:
             problems.append(f"{where}: args {app.get('args')}, the Deployment runs {command}")
-        if app.get("instances") != deployment["spec"].get("replicas", 1):
-            problems.append(f"{where}: {app.get('instances')} instances, the Deployment has {deployment['spec'].get('replicas', 1)} replicas")
+        if app.get("instances") != replicas.get(name):
+            problems.append(f"{where}: {app.get('instances')} instances, the Deployment has {replicas.get(name)} replicas")
         k8s_env = {e["name"] for e in container.get("env", [])}
         if set(app.get("env") or {}) != k8s_env:
             problems.append(f"{where}: env names {sorted(set(app.get('env') or {}) ^ k8s_env)} differ from the Deployment's")

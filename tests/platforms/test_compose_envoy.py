@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest

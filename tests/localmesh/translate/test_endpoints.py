@@ -12,7 +12,7 @@ from localmesh.translate import (
     read_manifests,
     with_pod_ports,
 )
-from tests.localmesh.translate.support import CALC, GW, K8S, LOCAL_PORTS, documents, manifests
+from tests.localmesh.translate.support import BASE, CALC, GW, K8S, LOCAL_PORTS, documents, manifests
 
 
 def test_replicas_come_from_the_deployments():
@@ -21,6 +21,23 @@ def test_replicas_come_from_the_deployments():
         "meshcalc/calculator-v2": 1,
         "meshcalc/gateway": 2,
     }
+
+
+def test_an_autoscaled_deployment_has_its_autoscalers_min_replicas():
+    """The manifests leave spec.replicas to the HorizontalPodAutoscaler: the model reads its minReplicas."""
+    autoscaled = K8S.replace("  replicas: 2\n", "", 1) + """
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: calculator-v1, namespace: meshcalc}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: calculator-v1}
+  minReplicas: 3
+  maxReplicas: 4
+"""
+    base = {name: text for name, text in BASE.items() if text != K8S}
+    found = deployment_replicas(read_manifests(documents({**base, "k8s/topology.yaml": autoscaled})))
+    assert found == {"meshcalc/calculator-v1": 3, "meshcalc/calculator-v2": 1, "meshcalc/gateway": 2}
 
 
 def test_service_endpoints_are_the_replicas_its_selector_matches():
