@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 # checkov pins packages our tree cannot share (packaging<24): its own venv.
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: help up test venv clean scenario scenarios status demo restart fault fault-clear load reliability reliability-quick bench bench-quick
+.PHONY: help up test venv clean scenario scenarios status demo restart fault fault-clear load top reliability reliability-quick bench bench-quick
 
 help: ## this list
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,11 +20,11 @@ up: $(RUN_INSTALLED) ## the whole mesh on this machine, until Ctrl-C (INGRESS_PO
 	$(BIN)/python -m localmesh up
 
 # While `make up` runs, in another terminal:
-scenario: $(RUN_INSTALLED) ## switch the running mesh's policy: NAME=<scenario> (NAME=base restores)
-	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | tr '\n' ' ')>"; exit 2; }
+scenario: $(RUN_INSTALLED) ## apply a scenario (policy and faults) to the running mesh: NAME= (NAME=base restores)
+	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh scenario $(NAME)
 
-scenarios: $(RUN_INSTALLED) ## list the scenarios
+scenarios: $(RUN_INSTALLED) ## the scenarios, one line each (the same names for scenario, demo, kind-scenario)
 	@$(BIN)/python -m localmesh scenarios
 
 status: $(RUN_INSTALLED) ## what runs where: replicas, faults, Envoys, the active scenario
@@ -50,11 +50,16 @@ fault-clear: $(RUN_INSTALLED) ## heal every replica (or POD=)
 load: $(RUN_INSTALLED) ## steady load through the ingress with a live line: RATE= DURATION= CANARY=1
 	@$(BIN)/python -m localmesh load $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) $(if $(CANARY),--canary)
 
+# The running mesh per workload and version, a frame a second, as `linkerd viz top` shows one:
+# Envoys' and replicas' counters, and Prometheus' percentiles and SLO burn rates where it runs.
+top: $(RUN_INSTALLED) ## live view: requests/s, success, p50/p99, retries, ejections, overflows, burn rate
+	@$(BIN)/python -m localmesh top
+
 # One scenario applied to a fresh local mesh (KIND=1: the kind cluster), loaded
 # with hey and judged (docs/fault-tolerance.md); exit 0 exactly when its
 # expectation held. JSON=1 prints the report as JSON.
 demo: $(RUN_INSTALLED) ## a scenario on a fresh mesh, loaded and judged: NAME= [JSON=1] [KIND=1]
-	@test -n "$(NAME)" || { echo "usage: make demo NAME=<one of: $$($(BIN)/python -m localmesh demo --list | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
+	@test -n "$(NAME)" || { echo "usage: make demo NAME=<one of: $$($(BIN)/python -m localmesh scenarios | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
 	$(BIN)/python -m localmesh demo $(NAME) $(if $(JSON),--json) $(if $(KIND),--kind)
 
 test: $(INSTALLED) $(CHECKOV) ## every test (what CI runs, with .ci/run installing the tools)
@@ -87,7 +92,7 @@ reliability: $(INSTALLED) $(CHECKOV) ## the reliability suite, full profile (abo
 	RELIABILITY_PROFILE=full $(BIN)/python -m pytest tests/reliability
 
 # What the mesh and the telemetry cost, side by side (BENCHMARKS.md); needs Debian's wrk.
-bench: $(INSTALLED) ## the benchmarks of BENCHMARKS.md (about 16 minutes)
+bench: $(INSTALLED) ## the benchmarks of BENCHMARKS.md (about 23 minutes)
 	$(BIN)/python -m bench
 
 bench-quick: $(INSTALLED) ## the benchmarks on small numbers (in CI)
@@ -98,14 +103,14 @@ clean: ## remove the virtual environments and .run/
 
 # --- kind cluster (see docs/kind.md) ---
 # Needs docker, kind, kubectl and istioctl; scripts/kind.sh says how to get any that is missing.
-.PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke kind-fault kind-fault-clear
+.PHONY: kind-up kind-scenario kind-reset kind-down kind-smoke kind-fault kind-fault-clear kind-load kind-load-stop
 
 kind-up: ## kind cluster, Istio, image, manifests, addons, dashboard
 	scripts/kind.sh up
 
-kind-scenario: ## apply a scenario on kind: NAME=
-	@test -n "$(NAME)" || { echo "usage: make kind-scenario NAME=<one of: $$(scripts/kind.sh scenarios | tr '\n' ' ')>"; exit 2; }
-	scripts/kind.sh scenario $(NAME)
+kind-scenario: $(RUN_INSTALLED) ## apply a scenario (policy and faults) on kind: NAME= (NAME=base restores)
+	@test -n "$(NAME)" || { echo "usage: make kind-scenario NAME=<one of: $$($(BIN)/python -m localmesh scenarios | cut -d' ' -f1 | tr '\n' ' ')>"; exit 2; }
+	$(BIN)/python -m localmesh scenario $(NAME) --kind
 
 kind-reset: ## the base policy on kind, and no fault anywhere
 	scripts/kind.sh reset
@@ -118,6 +123,12 @@ kind-fault: ## break one pod at run time on kind: POD= ERRORS= ...
 
 kind-fault-clear: ## heal every calculator pod on kind (or POD=)
 	scripts/kind.sh fault-clear $(POD)
+
+kind-load: ## steady traffic on kind (fortio, 10 requests/s through the ingress) until kind-load-stop
+	scripts/kind.sh load-start
+
+kind-load-stop: ## stop the load generator on kind
+	scripts/kind.sh load-stop
 
 kind-down: ## delete the kind cluster
 	scripts/kind.sh down

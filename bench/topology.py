@@ -1,10 +1,10 @@
 """What the benchmark runs: the three paths, ending at one and the same calculator process.
 
 - mesh: a ``localmesh.mesh.Mesh`` of the repository's manifests with one
-  replica each (gateway ×1, calculator-v1 ×1, v2 ×0) and the canary-100-0
-  scenario, so every request goes ingress Envoy -> gateway-0 -> its sidecar
+  replica each (gateway ×1, calculator-v1 ×1, v2 ×0) and the policy file
+  virtual-service-calculator-100-0, so every request goes ingress Envoy -> gateway-0 -> its sidecar
   Envoy -> calculator-v1-0. The manifests are copied to a scratch directory and
-  only ``replicas`` is changed: the processes, environment, Envoy bootstraps
+  only the replicas are changed (the autoscalers' minReplicas): the processes, environment, Envoy bootstraps
   (routes, retries, timeouts, access logs, circuit breakers) are the real ones.
 - gateway: a second gateway process, from the same Deployment and
   ``replica_spec`` as the mesh's, whose ``CALCULATOR_URL`` names calculator-v1-0
@@ -28,10 +28,11 @@ import yaml
 
 from localmesh.mesh import Mesh, MeshOptions
 from localmesh.processes import ServiceProcess, free_port
+from localmesh.translate.kube import HORIZONTAL_POD_AUTOSCALER, autoscaler_target
 from localmesh.workloads import Workload, replica_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIO = "canary-100-0"  # every request to v1: one calculator behind the mesh
+POLICY = ("virtual-service-calculator-100-0",)  # every request to v1: one calculator behind the mesh
 REPLICAS = {"gateway": 1, "calculator-v1": 1, "calculator-v2": 0}
 PATHS = ("direct", "gateway", "mesh")
 # Tests and benchmarks stop their processes at once: no readiness drain.
@@ -39,20 +40,31 @@ COMMON_ENV = {"SHUTDOWN_DRAIN_SECONDS": "0"}
 
 
 def one_replica_manifests(source: Path, target: Path, replicas: dict[str, int] = REPLICAS) -> Path:
-    """Copy k8s/base and istio/ to ``target`` with the Deployments' replicas set; returns ``target``."""
+    """Copy k8s/base and istio/ to ``target`` with the Deployments' replicas set; returns ``target``.
+
+    A Deployment an autoscaler scales runs its minReplicas (the manifests leave ``spec.replicas``
+    to it): that is what is set there; any other Deployment gets ``spec.replicas``.
+    """
     shutil.copytree(source / "k8s" / "base", target / "k8s" / "base")
     shutil.copytree(source / "istio", target / "istio")
-    for path in (target / "k8s" / "base").glob("*.yaml"):
-        documents = list(yaml.safe_load_all(path.read_text()))
-        changed = False
+    files = {path: list(yaml.safe_load_all(path.read_text())) for path in (target / "k8s" / "base").glob("*.yaml")}
+    autoscaled = set()
+    for documents in files.values():
+        for document in documents:
+            if isinstance(document, dict) and document.get("kind") == HORIZONTAL_POD_AUTOSCALER:
+                (kind, _, name), _ = autoscaler_target("", document["spec"])
+                if kind == "Deployment" and name in replicas:
+                    document["spec"]["minReplicas"] = replicas[name]
+                    document["spec"]["maxReplicas"] = max(replicas[name], 1)
+                    autoscaled.add(name)
+    for documents in files.values():
         for document in documents:
             if isinstance(document, dict) and document.get("kind") == "Deployment":
                 name = document["metadata"]["name"]
-                if name in replicas:
+                if name in replicas and name not in autoscaled:
                     document["spec"]["replicas"] = replicas[name]
-                    changed = True
-        if changed:
-            path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    for path, documents in files.items():
+        path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     return target
 
 
@@ -71,7 +83,7 @@ class Topology:
                 root=root,
                 run_dir=self.work_dir / "mesh",
                 ingress_port=free_port(),
-                scenario=SCENARIO,
+                policy=POLICY,
                 common_env=COMMON_ENV,
             )
         )

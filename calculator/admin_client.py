@@ -56,6 +56,18 @@ def fault_body(
     return body
 
 
+def fault_options(fault: Mapping) -> list[str]:
+    """The command line's words for a fault (the admin API's JSON): the inverse of ``fault_body``."""
+    options = []
+    if fault.get("errors"):
+        options += ["--errors", f"{fault['errors']:g}", "--status", str(fault.get("status", 503))]
+    if fault.get("delay_seconds"):
+        options += ["--delay", f"{fault['delay_seconds']:g}s", "--delay-share", f"{fault.get('delay_share', 1.0):g}"]
+    if fault.get("hang"):
+        options.append("--hang")
+    return options
+
+
 def _call(admin: str, method: str, body: Mapping | None = None) -> dict:
     """``admin`` is host:port."""
     host, _, port = admin.removeprefix("http://").rpartition(":")

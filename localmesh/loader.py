@@ -8,15 +8,18 @@ ignored, so the local mesh never runs something other than the cluster would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from localmesh.translate import Resource, TranslationError, overlay, resources_from_documents
+from localmesh.translate.kube import with_autoscalers
 
 KUSTOMIZATION = "kustomization.yaml"
-_SUPPORTED_FIELDS = {"apiVersion", "kind", "resources", "namespace"}
+# What this loader implements of kustomize; manifestcheck reports any other field.
+KUSTOMIZATION_FIELDS = frozenset({"apiVersion", "kind", "resources", "namespace"})
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,12 @@ class Layout:
         return self.istio / "ingress"
 
     @property
-    def scenarios(self) -> Path:
+    def policies(self) -> Path:
+        """The scenarios' policy files: each replaces one resource of istio/ (Bookinfo's naming)."""
         return self.istio / "scenarios"
 
-    def scenario_names(self) -> list[str]:
-        return sorted(path.stem for path in self.scenarios.glob("*.yaml"))
+    def policy_names(self) -> list[str]:
+        return sorted(path.stem for path in self.policies.glob("*.yaml"))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -61,22 +65,53 @@ def read_documents(path: Path, root: Path) -> list[tuple[str, object]]:
         raise TranslationError(f"{source}: not valid YAML: {error}") from None
 
 
-def load_kustomization(directory: Path, root: Path, namespace: str | None = None) -> list[Resource]:
-    """The resources a kustomization lists, with its namespace applied, as kustomize would."""
+@dataclass(frozen=True)
+class Kustomization:
+    """One kustomization.yaml (a Kustomization's or a Component's), as written: the one reader of them."""
+
+    directory: Path
+    source: str  # its path, relative to the checkout
+    kind: str
+    namespace: str | None
+    resources: tuple[str, ...]  # the entries of ``resources:``, relative to ``directory``
+    unsupported: tuple[str, ...]  # fields outside KUSTOMIZATION_FIELDS: a cluster would apply them, not this loader
+
+
+def read_kustomization(directory: Path, root: Path) -> Kustomization:
+    """``directory``'s kustomization.yaml; TranslationError when it is missing or not one."""
     path = directory / KUSTOMIZATION
     source = _relative(path, root)
     if not path.exists():
         raise TranslationError(f"{source}: missing")
-    kustomization = yaml.safe_load(path.read_text()) or {}
-    unsupported = sorted(set(kustomization) - _SUPPORTED_FIELDS)
-    if unsupported:
+    documents = [document for _, document in read_documents(path, root) if document is not None]
+    body = documents[0] if documents else {}
+    if len(documents) > 1 or not isinstance(body, Mapping):
+        raise TranslationError(f"{source}: a kustomization is one mapping")
+    entries = body.get("resources") or []
+    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+        raise TranslationError(f"{source}: resources: must be a list of paths")
+    return Kustomization(
+        directory=directory,
+        source=source,
+        kind=str(body.get("kind", "Kustomization")),
+        namespace=str(body["namespace"]) if body.get("namespace") else None,
+        resources=tuple(entries),
+        unsupported=tuple(sorted(set(body) - KUSTOMIZATION_FIELDS)),
+    )
+
+
+def load_kustomization(directory: Path, root: Path, namespace: str | None = None) -> list[Resource]:
+    """The resources a kustomization lists, with its namespace applied, as kustomize would."""
+    kustomization = read_kustomization(directory, root)
+    source = kustomization.source
+    if kustomization.unsupported:
         raise TranslationError(
-            f"{source}: {', '.join(unsupported)}: the local mesh reads only resources and namespace "
+            f"{source}: {', '.join(kustomization.unsupported)}: the local mesh reads only resources and namespace "
             "(use an overlay for anything else: it applies on a cluster only)"
         )
-    namespace = kustomization.get("namespace") or namespace
+    namespace = kustomization.namespace or namespace
     resources: list[Resource] = []
-    for entry in kustomization.get("resources", []):
+    for entry in kustomization.resources:
         target = directory / entry
         if target.is_dir():
             resources += load_kustomization(target, root, namespace)
@@ -88,44 +123,37 @@ def load_kustomization(directory: Path, root: Path, namespace: str | None = None
     if namespace:
         # kustomize's namespace transformer overrides what the files say.
         resources = [_in_namespace(resource, namespace) for resource in resources]
-    return resources
+    # Not kustomize's doing but the cluster's: an autoscaler sets its Deployment's scale.
+    return with_autoscalers(resources)
 
 
 def _in_namespace(resource: Resource, namespace: str) -> Resource:
     if resource.kind == "Namespace" or resource.namespace == namespace:
         return resource
-    return Resource(
-        resource.api_version, resource.kind, namespace, resource.name, resource.spec, resource.source, resource.metadata
-    )
+    return replace(resource, namespace=namespace)
 
 
-def scenario_parts(scenario: str | None) -> list[str]:
-    """The files of a scenario name: "a+b" applies istio/scenarios/a.yaml, then b.yaml over it."""
-    if scenario in (None, "", "base"):
-        return []
-    return scenario.split("+")
+def load_mesh(layout: Layout, policy: Sequence[str] = ()) -> list[Resource]:
+    """k8s/base, istio/ and istio/ingress/, with the policy files' resources replacing the base ones they name.
 
-
-def load_mesh(layout: Layout, scenario: str | None = None) -> list[Resource]:
-    """k8s/base, istio/ and istio/ingress/, with a scenario's resources replacing the base ones they name.
-
-    ``scenario`` may join several files with "+" (each replaces one resource,
-    as ``kubectl apply`` of each in turn would).
+    ``policy``: names of istio/scenarios/ files, applied in turn over the base (each replaces
+    one resource, as ``kubectl apply`` of each in turn would).
     """
     resources = [
         *load_kustomization(layout.k8s, layout.root),
         *load_kustomization(layout.istio, layout.root),
         *load_kustomization(layout.ingress, layout.root),
     ]
-    parts = scenario_parts(scenario)
-    if not parts:
+    if isinstance(policy, str):
+        raise TypeError(f"policy {policy!r}: a sequence of file names, not one string")
+    if not policy:
         return resources
     # Scenario files name no namespace: they are applied to the istio/ kustomization's.
-    namespace = (yaml.safe_load((layout.istio / KUSTOMIZATION).read_text()) or {}).get("namespace", "default")
-    for part in parts:
-        path = layout.scenarios / f"{part}.yaml"
+    namespace = read_kustomization(layout.istio, layout.root).namespace or "default"
+    for part in policy:
+        path = layout.policies / f"{part}.yaml"
         if not path.exists():
-            known = ", ".join(layout.scenario_names())
-            raise TranslationError(f"no scenario {part!r} in {_relative(layout.scenarios, layout.root)} (known: {known})")
+            known = ", ".join(layout.policy_names())
+            raise TranslationError(f"no policy file {part!r} in {_relative(layout.policies, layout.root)} (known: {known})")
         resources = overlay(resources, resources_from_documents(read_documents(path, layout.root), namespace))
     return resources

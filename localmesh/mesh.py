@@ -4,9 +4,10 @@
 process per replica, an Envoy playing Istio's ingress gateway, and one
 outbound sidecar Envoy per replica of each workload that calls the mesh. A
 supervisor thread restarts whatever dies, as a ReplicaSet would. The plan of
-ports and the active scenario are written to ``state.json`` in the run
-directory, so another process (``python -m localmesh scenario NAME``) can
-switch scenario on the running Envoys through their watched files.
+ports and the active scenario (its name and policy files) are written to
+``state.json`` in the run directory, so another process (``python -m
+localmesh scenario NAME``) can switch policy on the running Envoys through
+their watched files.
 ``Mesh.rolling_restart`` replaces every replica in turn, as a Deployment's
 rolling update does: the new process is ready in the Envoys' endpoints before
 the old one leaves them, and only then is the old one sent SIGTERM.
@@ -25,7 +26,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from localmesh.envoy import EnvoyProcess
 from localmesh.loader import Layout, load_mesh
 from localmesh.processes import ServiceProcess, free_port, free_ports
-from localmesh.prometheus import PrometheusProcess, Target, scrape_config
+from localmesh.prometheus import SLO_RULES, AlertmanagerProcess, PrometheusProcess, Target, scrape_config
+from localmesh.runstate import alive, end_orphans, process_start
 from localmesh.translate import (
     Manifests,
     Resource,
@@ -131,7 +133,9 @@ class MeshOptions:
     root: Path
     run_dir: Path
     ingress_port: int = 8080
-    scenario: str | None = None
+    # istio/scenarios/ files applied over istio/, and the scenario they belong to (make status shows it).
+    policy: tuple[str, ...] = ()
+    scenario: str = "base"
     # Per-pod environment on top of the manifest's, e.g. a fault knob on one
     # replica: {"calculator-v1-0": {"FAULT_FAILURE_RATE": "0.5"}}.
     pod_env: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -141,6 +145,10 @@ class MeshOptions:
     # Start Debian's Prometheus on this port, scraping every replica and Envoy.
     prometheus_port: int | None = None
     scrape_interval: str = "5s"
+    # The rules that Prometheus loads (slo/rules.yaml; a test may give a copy with shorter `for:`).
+    rule_files: list[Path] = field(default_factory=lambda: [SLO_RULES])
+    # Start Debian's Alertmanager on this port (with Prometheus only), which gets the rules' alerts.
+    alertmanager_port: int | None = None
 
 
 class Mesh:
@@ -151,10 +159,12 @@ class Mesh:
         self.logs = options.run_dir / "logs"
         self.plan: PortPlan | None = None
         self.translation: Translation | None = None
-        self.scenario = options.scenario or "base"
+        self.scenario = options.scenario
+        self.policy = tuple(options.policy)
         self.services: dict[str, ServiceProcess] = {}  # by pod
         self.envoys: dict[str, EnvoyProcess] = {}
         self.prometheus: PrometheusProcess | None = None
+        self.alertmanager: AlertmanagerProcess | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -165,10 +175,10 @@ class Mesh:
     # -- start and stop --------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
-        resources = load_mesh(self.layout, self.options.scenario)
+        resources = load_mesh(self.layout, self.policy)
         self.logs.mkdir(parents=True, exist_ok=True)
         # Prometheus' port is chosen before the plan is drawn: no replica may be given it.
-        taken = [self.options.prometheus_port] if self.options.prometheus_port is not None else []
+        taken = [p for p in (self.options.prometheus_port, self.options.alertmanager_port) if p is not None]
         self.translation, self.plan = translate(resources, None, self.logs, self.options.ingress_port, taken=taken)
         data_root = self.options.run_dir / "data"
         for w in self.translation.workloads:
@@ -196,6 +206,10 @@ class Mesh:
                 waits += [pool.submit(e.wait_ready, timeout) for e in self.envoys.values()]
                 for done in waits:
                     done.result()
+            if self.options.prometheus_port is not None and self.options.alertmanager_port is not None:
+                self.alertmanager = AlertmanagerProcess(self.options.run_dir / "alertmanager", self.options.alertmanager_port)
+                self.alertmanager.start()
+                self.alertmanager.wait_ready(timeout)
             if self.options.prometheus_port is not None:
                 self.prometheus = PrometheusProcess(self.options.run_dir / "prometheus", self.options.prometheus_port)
                 self.prometheus.start(self.scrape_config())
@@ -203,7 +217,7 @@ class Mesh:
         except BaseException:
             self.stop()
             raise
-        self.write_state()
+        self.write_state(scenario=self.scenario, policy=self.policy)  # not a stale file's
         self._supervisor = threading.Thread(target=self._supervise, name="mesh-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -213,6 +227,8 @@ class Mesh:
             self._supervisor.join(5)
         if self.prometheus is not None:
             self.prometheus.stop()
+        if self.alertmanager is not None:
+            self.alertmanager.stop()
         # Front to back, as traffic flows: nothing new enters a service being stopped.
         envoys = list(self.envoys.values())
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -244,13 +260,13 @@ class Mesh:
 
     # -- scenarios -------------------------------------------------------------------------------
 
-    def switch(self, scenario: str | None) -> None:
-        """Translate the manifests with another scenario and apply it to the running Envoys."""
-        self._reconfigure(scenario)
-        self.write_state(scenario=scenario or "base")
+    def switch(self, policy: Sequence[str], scenario: str) -> None:
+        """Translate the manifests with other policy files and apply them to the running Envoys."""
+        self._reconfigure(tuple(policy))
+        self.write_state(scenario=scenario, policy=tuple(policy))
 
-    def _reconfigure(self, scenario: str | None) -> None:
-        resources = load_mesh(self.layout, scenario)
+    def _reconfigure(self, policy: tuple[str, ...]) -> None:
+        resources = load_mesh(self.layout, policy)
         translation, _ = translate(resources, self.plan, self.logs, self.options.ingress_port, self._pod_ports)
         _check_same_workloads(self.translation, translation)
         for name, envoy in self.envoys.items():
@@ -295,11 +311,11 @@ class Mesh:
         except BaseException:
             new.stop(timeout=5)
             raise
-        scenario = self._current_scenario()
+        policy = self._current_policy()
         self._pod_ports[pod] = [old.spec.port, new.spec.port]  # the surge replica, ready, joins
-        self._reconfigure(scenario)
+        self._reconfigure(policy)
         self._pod_ports[pod] = [new.spec.port]  # the old one leaves the endpoints before SIGTERM
-        self._reconfigure(scenario)
+        self._reconfigure(policy)
         with self._lock:  # from now on the supervisor watches the new process
             self.services[pod] = new
             self.plan.replicas[deployment][index] = new.spec.port
@@ -317,10 +333,9 @@ class Mesh:
                     return w.deployment, index
         raise KeyError(pod)
 
-    def _current_scenario(self) -> str | None:
+    def _current_policy(self) -> tuple[str, ...]:
         state = read_state(self.options.run_dir)  # another process may have switched it
-        scenario = state["scenario"] if state else self.scenario
-        return None if scenario == "base" else scenario
+        return tuple(state.get("policy", ())) if state else self.policy
 
     # -- what runs -------------------------------------------------------------------------------
 
@@ -344,7 +359,10 @@ class Mesh:
             f"127.0.0.1:{self.plan.ingress_admin}",
             {"namespace": "istio-system", "app": "istio-ingressgateway", "pod": "istio-ingressgateway"},
         )
-        return scrape_config(apps, sidecars, ingress, self.options.scrape_interval)
+        alertmanager = f"127.0.0.1:{self.alertmanager.port}" if self.alertmanager is not None else None
+        return scrape_config(
+            apps, sidecars, ingress, self.options.scrape_interval, self.options.rule_files, alertmanager
+        )
 
     @property
     def ingress_url(self) -> str:
@@ -359,13 +377,18 @@ class Mesh:
             "run_dir": str(self.options.run_dir),
             # python -m localmesh restart signals it (SIGUSR1) and waits for rollouts to grow.
             "runner_pid": os.getpid(),
+            # With each pid its start time: a later command tells the process from a stranger that
+            # got its pid after a SIGKILL (localmesh.runstate).
+            "runner_start": process_start(os.getpid()),
             "rollouts": self.rollouts,
             "scenario": self.scenario,
+            "policy": list(self.policy),
             "ingress_url": self.ingress_url,
             "plan": asdict(self.plan),
             "services": {
                 pod: {
                     "pid": s.pid,
+                    "start": process_start(s.pid),
                     "url": s.url,
                     "admin_url": f"http://127.0.0.1:{self.plan.admin[pod]}" if pod in self.plan.admin else None,
                     "log": str(s.log_path),
@@ -374,20 +397,27 @@ class Mesh:
                 for pod, s in self.services.items()
             },
             "prometheus_url": self.prometheus.url if self.prometheus else None,
+            "alertmanager_url": self.alertmanager.url if self.alertmanager else None,
+            "prometheus": {"pid": self.prometheus.pid, "start": process_start(self.prometheus.pid)}
+            if self.prometheus
+            else None,
             "envoys": {
-                name: {"pid": e.process.pid if e.process else None, "admin_port": e.admin_port, "log": str(e.log_path)}
+                name: {"pid": e.pid, "start": process_start(e.pid), "admin_port": e.admin_port, "log": str(e.log_path)}
                 for name, e in self.envoys.items()
             },
             "enforced": [f"{r.kind} {r.namespace}/{r.name}" for r in self.translation.manifests.enforced],
             "cluster_only": [f"{r.kind} {r.namespace}/{r.name}" for r in self.translation.manifests.cluster_only],
         }
 
-    def write_state(self, scenario: str | None = None) -> None:
-        """Record what runs; the scenario is the one given, else the one on file (another
-        process may have switched it), else the one the mesh started with."""
+    def write_state(self, scenario: str | None = None, policy: tuple[str, ...] | None = None) -> None:
+        """Record what runs; the scenario and policy are the ones given, else the ones on file
+        (another process may have switched them), else the ones the mesh started with."""
         path = self.options.run_dir / STATE_FILE
         previous = read_state(self.options.run_dir)
-        self.scenario = scenario or (previous["scenario"] if previous else self.scenario)
+        if scenario is not None:
+            self.scenario, self.policy = scenario, tuple(policy or ())
+        elif previous:
+            self.scenario, self.policy = previous["scenario"], tuple(previous.get("policy", ()))
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.state(), indent=1))
         temporary.replace(path)
@@ -399,23 +429,71 @@ def _check_same_workloads(old: Translation, new: Translation) -> None:
         raise TranslationError("a scenario may replace Istio resources only, not Deployments")
 
 
-def switch_running(run_dir: Path, scenario: str | None) -> dict:
-    """Switch the scenario of a mesh started by another process (``make up``), through its files."""
+def switch_running(run_dir: Path, policy: Sequence[str], scenario: str) -> dict:
+    """Switch the policy of a mesh started by another process (``make up``), through its files."""
     state_path = run_dir / STATE_FILE
-    if not state_path.exists():
-        raise RuntimeError(f"no local mesh running ({state_path} not found): start it with `make up`")
-    state = json.loads(state_path.read_text())
+    state = dict(running_state(run_dir))
     plan = PortPlan(**{**state["plan"], "sidecars": {k: tuple(v) for k, v in state["plan"]["sidecars"].items()}})
     layout = Layout(Path(state["root"]))
-    translation, _ = translate(load_mesh(layout, scenario), plan, run_dir / "logs", plan.ingress)
+    translation, _ = translate(load_mesh(layout, policy), plan, run_dir / "logs", plan.ingress)
     for name, bootstrap in translation.bootstraps.items():
         info = state["envoys"][name]
         EnvoyProcess.attach(name, run_dir / "envoy", info["admin_port"]).reconfigure(bootstrap)
-    state["scenario"] = scenario or "base"
+    state["scenario"], state["policy"] = scenario, list(policy)
     state_path.write_text(json.dumps(state, indent=1))
     return state
 
 
 def read_state(run_dir: Path) -> Mapping | None:
+    """The state file as written, whether its runner lives or not (``running_state`` checks)."""
     path = run_dir / STATE_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class MeshNotRunning(RuntimeError):
+    """No ``make up`` runs from the run directory (its message says why, in English)."""
+
+
+class MeshAlreadyRunning(RuntimeError):
+    """A ``make up`` runs from the run directory already."""
+
+
+def running_state(run_dir: Path) -> Mapping:
+    """The state of the mesh that runs from ``run_dir``, for another process: what reads it to
+    signal or reach the mesh calls this, never ``read_state``.
+
+    A state file whose runner is gone (a ``make up`` killed with SIGKILL cannot remove it) is stale:
+    the processes it left behind that are still the ones recorded are ended, the file removed, and
+    MeshNotRunning says so. Nothing is signalled that is not the process recorded.
+    """
+    state = read_state(run_dir)
+    if state is None:
+        raise MeshNotRunning("the local mesh is not running (make up)")
+    if alive(state.get("runner_pid"), state.get("runner_start")):
+        return state
+    raise MeshNotRunning(f"the local mesh is not running: {clear_stale_state(run_dir, state)}; make up starts it")
+
+
+def clear_stale_state(run_dir: Path, state: Mapping) -> str:
+    """End what a killed runner left and remove its state file; what was done, in a sentence."""
+    ended = end_orphans(state)
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
+    left = f", and stopped the {len(ended)} process(es) it had left running" if ended else ""
+    return (
+        f"its runner (pid {state.get('runner_pid')}) was killed and left {run_dir / STATE_FILE} behind: "
+        f"removed that stale state{left}"
+    )
+
+
+def claim_run_dir(run_dir: Path) -> str | None:
+    """Before a new ``make up``: refuse when one runs from ``run_dir`` already; clear a stale state
+    (what a killed one left) and say what was done, else None."""
+    state = read_state(run_dir)
+    if state is None:
+        return None
+    if alive(state.get("runner_pid"), state.get("runner_start")):
+        raise MeshAlreadyRunning(
+            f"a local mesh already runs from {run_dir} (pid {state['runner_pid']}, {state.get('ingress_url')}): "
+            "stop it with Ctrl-C where it runs, or give this one another LOCALMESH_RUN_DIR"
+        )
+    return f"A previous local mesh did not stop: {clear_stale_state(run_dir, state)}."

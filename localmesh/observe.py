@@ -1,6 +1,6 @@
 """What the mesh saw: Envoy access logs, the replicas' own request counters, binomial intervals.
 
-The scenario runner (``localmesh.demo``) and the end-to-end tests read the
+The scenario runner (``scenarios``) and the end-to-end tests read the
 mesh through these, so a demo's verdict and a test's assertion count the same
 things the same way.
 """

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,6 +22,7 @@ from manifestcheck.model import (
     sequence,
     services_by_fqdn,
 )
+from slo.budget import RULES as SLO_RULES
 
 # The apps' metrics (servicekit/telemetry.py, calculator/api.py, gateway/api.py),
 # as Prometheus names them; tests/manifestcheck checks this list against the apps.
@@ -69,12 +72,18 @@ ENVOY_CLUSTER_STATS = {
     "circuit_breakers_default_cx_open": "circuit_breakers.default.cx_open",
 }
 ENVOY_CLUSTER_PREFIX = "envoy_cluster_"
+# Prometheus' own series of the rules' alerts, firing and pending.
+ALERT_SERIES = frozenset({"ALERTS"})
+SLO_RULES_NAME = "slo/rules.yaml"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 # Grafana's interval variables, replaced by a plain duration for offline parsing.
 GRAFANA_INTERVALS = ("$__rate_interval", "$__interval", "$__range")
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+# A recording rule's level:metric:operations name, with or without a selector: colons appear in no
+# function, keyword or label name.
+_RECORDED = re.compile(r"(?<![\w:])[a-zA-Z_]\w*:[\w:]*")
 
 
 @dataclass(frozen=True)
@@ -135,14 +144,36 @@ def substitute_variables(expr: str, values: Mapping[str, str]) -> str:
 
 
 def metric_names(expr: str) -> set[str]:
-    """Metric names of the selectors of an expression (a name followed by {...} or [...])."""
-    return set(_SELECTOR.findall(_STRING.sub('""', expr)))
+    """Metric names of an expression: those of its selectors (a name followed by {...} or [...]) and
+    every recorded (level:metric:operations) name, bare or not."""
+    text = _VARIABLE.sub("x", _STRING.sub('""', expr))
+    return set(_SELECTOR.findall(text)) | set(_RECORDED.findall(text))
 
 
-def check_dashboard(
-    dashboard: Dashboard, known: frozenset[str] = APP_METRICS | ISTIO_METRICS
-) -> list[Finding]:
+def recorded_metrics(document: Any) -> frozenset[str]:
+    """The series a Prometheus rules document records (its rules' ``record`` names). Pure."""
+    return frozenset(
+        str(mapping(rule)["record"])
+        for group in sequence(mapping(document).get("groups"))
+        for rule in sequence(mapping(group).get("rules"))
+        if mapping(rule).get("record")
+    )
+
+
+@functools.cache
+def slo_metrics(path: Path = SLO_RULES) -> frozenset[str]:
+    """What slo/rules.yaml records (the SLO row reads it), read once."""
+    return recorded_metrics(yaml.safe_load(Path(path).read_text()))
+
+
+def known_metrics() -> frozenset[str]:
+    """Every series a panel may read: the apps', Istio's, the SLO rules' and the alerts'."""
+    return APP_METRICS | ISTIO_METRICS | slo_metrics() | ALERT_SERIES
+
+
+def check_dashboard(dashboard: Dashboard, known: frozenset[str] | None = None) -> list[Finding]:
     """Unique panel ids, a query per target, known metric names, exemplars on latency panels."""
+    known = known_metrics() if known is None else known
     findings = []
 
     def report(resource: str, field: str, message: str) -> None:
@@ -170,6 +201,8 @@ def check_dashboard(
                         f"{query.path}.expr",
                         f"{name} is not an Envoy cluster stat this repository exposes",
                     )
+            elif name not in known and ":" in name:
+                report(query.resource, f"{query.path}.expr", f"{name} is not recorded by {SLO_RULES_NAME}")
             elif name not in known:
                 report(
                     query.resource, f"{query.path}.expr", f"{name} is not a metric of the apps or of Istio"

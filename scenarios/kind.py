@@ -1,12 +1,12 @@
-"""``demo NAME --kind``: the same scenario against the kind cluster of ``scripts/kind.sh up``.
+"""The kind backend: the same scenarios against the cluster of ``scripts/kind.sh up``.
 
 Untested here (no Docker engine on the project's machines): kept small, and
 every step is a ``scripts/kind.sh`` or ``kubectl`` command a reader can run by
-hand. What differs from the local mesh, and the table says so:
+hand (``apply_kind`` prints each). What differs from the local mesh, and the table says so:
 
-- A fault knob is an env var of a Deployment: ``kubectl set env`` restarts every
-  pod of it. A scenario that fails one replica among healthy ones (retries,
-  no-retries, outlier-detection) therefore does not run here.
+- A scenario's fault names a pod as the local mesh does (``calculator-v1-0``: the
+  first pod of Deployment calculator-v1); here that is the Deployment's first pod
+  in name order, reached through its admin surface with ``kubectl exec`` (no rollout).
 - The replicas' own counters and the sidecars' Envoy counters are not read
   (they are in the cluster's Prometheus): those checks show "n/a", and the
   verdict is over the checks measured, from the clients (hey) and the gateway
@@ -29,10 +29,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from localmesh.demo import Measurement, Progress, Scenario, load_figures, summarize_calls
+from calculator.admin_client import fault_options
 from localmesh.load import run_load
 from localmesh.observe import flags_of
 from localmesh.processes import wait_until
+from scenarios.catalogue import Scenario
+from scenarios.measurement import Measurement, load_figures, summarize_calls
+from scenarios.render import Progress
 
 NAMESPACE = "meshcalc"
 INGRESS_URL = os.environ.get("KIND_INGRESS_URL", "http://localhost:8080")
@@ -58,14 +61,15 @@ def parse_text_access_log(line: str) -> dict | None:
     return entry
 
 
-def deployment_env(pod_env: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """A scenario's per-pod knobs as per-Deployment env ("calculator-v1-0" -> calculator-v1). Pure."""
-    found: dict[str, dict[str, str]] = {}
-    for pod, env in pod_env.items():
-        deployment = pod.rsplit("-", 1)[0]
-        if found.setdefault(deployment, env) != env:
-            raise ValueError(f"{deployment}: its pods have different knobs, which a Deployment cannot give")
-    return found
+def cluster_pod(local_pod: str, pods_by_name: list[str]) -> str:
+    """The cluster's pod for a local pod name: "calculator-v1-1" is the second pod of Deployment
+    calculator-v1 in name order (``pods_by_name``: every pod of the namespace). Pure."""
+    deployment, _, index = local_pod.rpartition("-")
+    pattern = re.compile(rf"{re.escape(deployment)}-[a-z0-9]+-[a-z0-9]+")
+    mine = sorted(name for name in pods_by_name if pattern.fullmatch(name))
+    if not index.isdigit() or int(index) >= len(mine):
+        raise RuntimeError(f"no pod for {local_pod}: Deployment {deployment} has {len(mine)} ({' '.join(mine) or 'none'})")
+    return mine[int(index)]
 
 
 def kubectl(*args: str, timeout: float = 300) -> str:
@@ -85,12 +89,15 @@ def _entries(selector: str, namespace: str, container: str, since: datetime) -> 
     return [e for e in entries if e["start_time"] >= cutoff]
 
 
-def run_kind(scenario: Scenario, root: Path, say=lambda line: None) -> Measurement:
-    if scenario.kind_limit:
-        raise RuntimeError(f"{scenario.name} does not run on kind: {scenario.kind_limit}")
-    missing = [tool for tool in ("kubectl", "hey") if shutil.which(tool) is None]
+def _need(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"not installed: {', '.join(missing)} (docs/kind.md; hey: apt-get install hey)")
+
+
+def apply_kind(scenario: Scenario, root: Path, say=lambda line: None) -> None:
+    """The scenario on the cluster: the base back, then its policy files, then its faults."""
+    _need("kubectl")
     kind_sh = str(Path(root) / "scripts" / "kind.sh")
 
     def script(*args: str) -> None:
@@ -98,17 +105,22 @@ def run_kind(scenario: Scenario, root: Path, say=lambda line: None) -> Measureme
         subprocess.run([kind_sh, *args], check=True, timeout=900)
 
     script("reset")
+    for name in scenario.policy:
+        script("policy", name)
+    if scenario.faults:
+        pods = kubectl("-n", NAMESPACE, "get", "pods", "-l", "app=calculator", "-o", "jsonpath={.items[*].metadata.name}")
+        for local_pod, fault in scenario.faults.items():
+            script("fault", cluster_pod(local_pod, pods.split()), *fault_options(fault.to_json()))
+
+
+def run_kind(scenario: Scenario, root: Path, say=lambda line: None) -> Measurement:
+    _need("kubectl", "hey")
+    apply_kind(scenario, root, say)
     try:
-        for part in (scenario.istio or "").split("+"):
-            if part:
-                script("scenario", part)
-        for deployment, env in deployment_env(scenario.pod_env).items():
-            say(f"$ kubectl set env deployment/{deployment} {' '.join(f'{k}={v}' for k, v in env.items())}")
-            kubectl("-n", NAMESPACE, "set", "env", f"deployment/{deployment}", *(f"{k}={v}" for k, v in env.items()))
-            kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{deployment}", "--timeout=300s", timeout=330)
         return _measure(scenario)
     finally:
-        script("reset")
+        say("$ scripts/kind.sh reset")
+        subprocess.run([str(Path(root) / "scripts" / "kind.sh"), "reset"], check=True, timeout=900)
 
 
 def _measure(scenario: Scenario) -> Measurement:

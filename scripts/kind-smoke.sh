@@ -68,12 +68,13 @@ changing() {
 	fail "the gateway's sidecars still have the old $what after $tries s: $*"
 }
 
-scenario() {
+# One policy file of istio/scenarios/, and wait until the sidecars have it.
+policy() {
 	local what=routes
 	if grep -q '^kind: DestinationRule' "$ROOT/istio/scenarios/$1.yaml"; then
 		what=cluster
 	fi
-	changing "$what" "$KIND_SH" scenario "$1"
+	changing "$what" "$KIND_SH" policy "$1"
 }
 
 calculator_requests() {
@@ -114,6 +115,21 @@ check_observability() {
 		python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)')"
 	pods="$(kubectl --context "$CONTEXT" -n "$NAMESPACE" get pods --field-selector=status.phase=Running -o name | wc -l | tr -d ' ')"
 	((up >= pods)) || fail "Prometheus: $up targets up in $NAMESPACE for $pods running pods"
+	# slo/rules.yaml is loaded (scripts/kind.sh load_slo_rules): its groups, as many rules, healthy.
+	# The config reloader may take a minute to see the ConfigMap change.
+	local attempt
+	for attempt in $(seq 1 30); do
+		curl -sf 'http://127.0.0.1:19090/api/v1/rules' | python3 -c '
+import json, sys, yaml
+want = yaml.safe_load(open(sys.argv[1]))["groups"]
+loaded = {g["name"]: g for g in json.load(sys.stdin)["data"]["groups"]}
+for group in want:
+    got = loaded.get(group["name"])
+    if got is None or len(got["rules"]) != len(group["rules"]) or any(r.get("health") == "err" for r in got["rules"]):
+        sys.exit(1)' "$ROOT/slo/rules.yaml" && break
+		((attempt < 30)) || fail "Prometheus has not loaded slo/rules.yaml (api/v1/rules); scripts/kind.sh up loads it"
+		sleep 2
+	done
 	# Every query of the dashboard, as Grafana sends it (manifestcheck reads the panels).
 	python3 - "$ROOT/dashboards/meshcalc.json" "$NAMESPACE" <<'PY' || fail "the dashboard's queries (above)"
 import json, sys, urllib.parse, urllib.request
@@ -181,40 +197,40 @@ check_edge() {
 }
 
 check_canaries() {
-	say "canary-100-0: only v1"
-	scenario canary-100-0
+	say "virtual-service-calculator-100-0: only v1"
+	policy virtual-service-calculator-100-0
 	posts "$RESULTS/c100" 20
-	[[ "$(count "$RESULTS/c100" '^200 v1 ')" == 20 ]] || fail "canary-100-0: $(sort "$RESULTS/c100" | uniq -c)"
+	[[ "$(count "$RESULTS/c100" '^200 v1 ')" == 20 ]] || fail "virtual-service-calculator-100-0: $(sort "$RESULTS/c100" | uniq -c)"
 
-	say "canary-0-100: only v2"
-	scenario canary-0-100
+	say "virtual-service-calculator-0-100: only v2"
+	policy virtual-service-calculator-0-100
 	posts "$RESULTS/c0" 20
-	[[ "$(count "$RESULTS/c0" '^200 v2 ')" == 20 ]] || fail "canary-0-100: $(sort "$RESULTS/c0" | uniq -c)"
+	[[ "$(count "$RESULTS/c0" '^200 v2 ')" == 20 ]] || fail "virtual-service-calculator-0-100: $(sort "$RESULTS/c0" | uniq -c)"
 
-	say "canary-50-50: both versions"
-	scenario canary-50-50
+	say "virtual-service-calculator-50-50: both versions"
+	policy virtual-service-calculator-50-50
 	posts "$RESULTS/c50" 40
 	[[ "$(count "$RESULTS/c50" '^200 v1 ')" -gt 0 && "$(count "$RESULTS/c50" '^200 v2 ')" -gt 0 ]] ||
-		fail "canary-50-50: $(sort "$RESULTS/c50" | uniq -c)"
+		fail "virtual-service-calculator-50-50: $(sort "$RESULTS/c50" | uniq -c)"
 }
 
 check_faults() {
-	say "fault-abort: about half 503, never retried"
-	scenario fault-abort
+	say "virtual-service-calculator-fault-abort: about half 503, never retried"
+	policy virtual-service-calculator-fault-abort
 	posts "$RESULTS/abort" 30
 	[[ "$(count "$RESULTS/abort" '^503 ')" -gt 0 && "$(count "$RESULTS/abort" '^200 ')" -gt 0 ]] ||
 		fail "fault-abort: $(sort "$RESULTS/abort" | uniq -c)"
 
-	say "fault-delay: all 200, some 2 s slower"
-	scenario fault-delay
+	say "virtual-service-calculator-fault-delay: all 200, some 2 s slower"
+	policy virtual-service-calculator-fault-delay
 	posts "$RESULTS/delay" 20
 	[[ "$(count "$RESULTS/delay" '^200 ')" == 20 ]] || fail "fault-delay: $(sort "$RESULTS/delay" | uniq -c)"
 	awk '$3 >= 1.9 {slow++} END {exit slow > 0 ? 0 : 1}' "$RESULTS/delay" || fail "fault-delay: no request took 2 s"
 }
 
 check_mirror() {
-	say "mirror-v1-to-v2: v1 answers, v2 gets a copy"
-	scenario mirror-v1-to-v2
+	say "virtual-service-calculator-mirror-v2: v1 answers, v2 gets a copy"
+	policy virtual-service-calculator-mirror-v2
 	local before after tries
 	before="$(calculator_requests)"
 	posts "$RESULTS/mirror" 10
@@ -234,26 +250,26 @@ check_retries() {
 	posts "$RESULTS/hidden" 40
 	# Retries, then the ejection: at most the rare request whose retries all land on it (URX).
 	[[ "$(count "$RESULTS/hidden" '^200 ')" -ge 39 ]] || fail "base with a half-failing pod: $(sort "$RESULTS/hidden" | uniq -c)"
-	say "outlier-detection-lenient (no ejection), then retries-off: its 503s reach the client"
-	scenario outlier-detection-lenient
-	scenario retries-off
+	say "destination-rule-calculator-lenient-ejection (no ejection), then virtual-service-calculator-no-retries: its 503s reach the client"
+	policy destination-rule-calculator-lenient-ejection
+	policy virtual-service-calculator-no-retries
 	posts "$RESULTS/noretry" 40
-	[[ "$(count "$RESULTS/noretry" '^503 ')" -gt 0 ]] || fail "retries-off: no 503 in 40 requests with a pod failing half"
+	[[ "$(count "$RESULTS/noretry" '^503 ')" -gt 0 ]] || fail "virtual-service-calculator-no-retries: no 503 in 40 requests with a pod failing half"
 	"$KIND_SH" fault-clear
 }
 
 check_circuit_breaker() {
-	say "circuit-breaker-tight with a slow app: parallel requests overflow (503, x-envoy-overloaded)"
-	"$KIND_SH" app-faults 0 0.5
-	scenario circuit-breaker-tight
+	say "destination-rule-calculator-circuit-breaker with a slow v2: parallel requests overflow (503, x-envoy-overloaded)"
+	"$KIND_SH" fault calculator-v2 --delay 0.5s
+	policy destination-rule-calculator-circuit-breaker
 	: >"$RESULTS/breaker"
 	local i
 	for ((i = 0; i < 20; i++)); do
 		post >>"$RESULTS/breaker" &
 	done
 	wait
-	grep -q '^503 .* true$' "$RESULTS/breaker" || fail "circuit-breaker-tight: no overflow: $(sort "$RESULTS/breaker" | uniq -c)"
-	"$KIND_SH" app-faults off
+	grep -q '^503 .* true$' "$RESULTS/breaker" || fail "destination-rule-calculator-circuit-breaker: no overflow: $(sort "$RESULTS/breaker" | uniq -c)"
+	"$KIND_SH" fault-clear
 }
 
 check_base

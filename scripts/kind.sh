@@ -4,16 +4,16 @@
 # it creates what is missing and updates what changed.
 #
 #   scripts/kind.sh up                      cluster, Istio, image, manifests, addons, dashboard
-#   scripts/kind.sh scenario NAME           apply istio/scenarios/NAME.yaml
-#   scripts/kind.sh scenarios               list the scenarios
-#   scripts/kind.sh app-faults RATE DELAY [v1|v2]
-#                                           the calculator's own faults (FAULT_FAILURE_RATE,
-#                                           FAULT_DELAY_SECONDS); `app-faults off` removes them
+#   scripts/kind.sh policy NAME             apply istio/scenarios/NAME.yaml (one resource of istio/)
+#   scripts/kind.sh policies                list those files
 #   scripts/kind.sh fault POD [--errors X] [--status N] [--delay 2s] [--delay-share X] [--hang]
 #                                           one pod's fault at run time, through its admin
 #                                           surface (kubectl exec; no rollout)
 #   scripts/kind.sh fault-clear [POD]       no fault on one pod, or on every calculator pod
 #   scripts/kind.sh reset                   back to the base: istio/ and no fault anywhere
+#   scripts/kind.sh load-start              steady traffic (k8s/components/loadgen: fortio, 10 requests/s
+#                                           of POST /calcular through the ingress gateway)
+#   scripts/kind.sh load-stop               delete the load generator
 #   scripts/kind.sh down                    delete the cluster
 #
 # Environment: KIND_CLUSTER_NAME (meshcalc), IMAGE (meshcalc:dev: the image built, loaded and run),
@@ -93,7 +93,7 @@ need_cluster() {
 	k get namespace "$NAMESPACE" >/dev/null 2>&1 || die "no cluster with the demo (context $CONTEXT): run scripts/kind.sh up first"
 }
 
-scenario_names() {
+policy_names() {
 	local file names=()
 	for file in "$ROOT"/istio/scenarios/*.yaml; do
 		names+=("$(basename "$file" .yaml)")
@@ -162,6 +162,22 @@ apply_base() {
 	k kustomize "$ROOT/k8s/base" | sed "s|^\( *image: \)${MANIFEST_IMAGE}\$|\1${IMAGE}|" | apply -f -
 }
 
+# Our Deployments leave their scale to their HPAs (same name; no spec.replicas, so that an
+# apply never resets what an HPA chose): a new one starts with one pod and its HPA raises
+# it to minReplicas within its sync period (15 s).
+wait_for_autoscaler() {
+	local deployment=$1 minimum replicas attempt
+	minimum="$(k -n "$NAMESPACE" get hpa "$deployment" -o jsonpath='{.spec.minReplicas}')"
+	for attempt in $(seq 1 60); do
+		replicas="$(k -n "$NAMESPACE" get deployment "$deployment" -o jsonpath='{.spec.replicas}')"
+		if [[ "${replicas:-0}" -ge "${minimum:-1}" ]]; then
+			return 0
+		fi
+		sleep 2
+	done
+	die "deployment/$deployment has ${replicas:-no} replicas after $attempt tries, below its HPA's minReplicas ${minimum:-1}: kubectl --context $CONTEXT -n $NAMESPACE describe hpa $deployment"
+}
+
 apply_manifests() {
 	say "applying k8s/base, istio/ and istio/ingress/"
 	apply_base
@@ -171,6 +187,7 @@ apply_manifests() {
 	roll_to_image
 	local deployment
 	for deployment in "${DEPLOYMENTS[@]}"; do
+		wait_for_autoscaler "$deployment"
 		k -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
 	done
 }
@@ -187,6 +204,22 @@ install_addons() {
 		apply -f "$ADDONS_URL/$addon.yaml" || apply -f "$ADDONS_URL/$addon.yaml"
 	done
 	enable_exemplars
+	load_slo_rules
+}
+
+load_slo_rules() {
+	# slo/rules.yaml, the file the local Prometheus loads too, as the addon's rule file
+	# /etc/config/rules (its ConfigMap's key `rules`, already in its prometheus.yml's
+	# rule_files); the addon's config reloader makes Prometheus reload it. Re-run after an edit.
+	say "loading slo/rules.yaml into the addons' Prometheus (ConfigMap prometheus, key rules)"
+	local patch
+	patch="$(mktemp)"
+	{
+		printf 'data:\n  rules: |\n'
+		sed 's/^/    /' "$ROOT/slo/rules.yaml"
+	} >"$patch"
+	k -n "$ISTIO_NAMESPACE" patch configmap prometheus --type merge --patch-file "$patch"
+	rm -f "$patch"
 }
 
 enable_exemplars() {
@@ -244,8 +277,7 @@ Watch it:
   istioctl dashboard grafana --context $CONTEXT    # folder meshcalc
   istioctl dashboard jaeger  --context $CONTEXT    # service gateway or calculator
 
-Scenarios: scripts/kind.sh scenario NAME, with NAME one of:
-$(scenario_names | sed 's/^/  /')
+Scenarios (policy and faults, the names of make scenarios): make kind-scenario NAME=...
 Back to the base: scripts/kind.sh reset. Remove everything: scripts/kind.sh down.
 EOF
 }
@@ -265,35 +297,17 @@ up() {
 	print_next_steps
 }
 
-scenario() {
+# One policy file of a scenario; a scenario (make kind-scenario NAME=) is policy files and faults.
+policy() {
 	local name=${1:-}
-	[[ -n "$name" ]] || die "usage: scripts/kind.sh scenario NAME, NAME one of: $(scenario_names | paste -sd ' ' -)"
+	[[ -n "$name" ]] || die "usage: scripts/kind.sh policy NAME, NAME one of: $(policy_names | paste -sd ' ' -)"
 	local file="$ROOT/istio/scenarios/$name.yaml"
-	[[ -f "$file" ]] || die "no scenario $name; one of: $(scenario_names | paste -sd ' ' -)"
+	[[ -f "$file" ]] || die "no policy file $name; one of: $(policy_names | paste -sd ' ' -)"
 	need_cluster
 	apply -n "$NAMESPACE" -f "$file"
-	say "scenario $name applied (scripts/kind.sh reset restores the base):"
+	say "$name applied (scripts/kind.sh reset restores the base):"
 	# awk, not sed: BSD sed (macOS) refuses commands after q on one line.
 	awk '/^apiVersion/ {exit} /^#/ {sub(/^# ?/, "  "); print}' "$file" >&2
-}
-
-app_faults() {
-	local rate=${1:-} delay=${2:-0} version=${3:-all}
-	[[ -n "$rate" ]] || die "usage: scripts/kind.sh app-faults FAILURE_RATE DELAY_SECONDS [v1|v2], or app-faults off"
-	need_cluster
-	local selector="app=calculator"
-	if [[ "$version" != all ]]; then
-		selector="app=calculator,version=$version"
-	fi
-	if [[ "$rate" == off ]]; then
-		k -n "$NAMESPACE" set env deployment -l "$selector" FAULT_FAILURE_RATE- FAULT_DELAY_SECONDS-
-	else
-		k -n "$NAMESPACE" set env deployment -l "$selector" "FAULT_FAILURE_RATE=$rate" "FAULT_DELAY_SECONDS=$delay"
-	fi
-	local deployment
-	for deployment in calculator-v1 calculator-v2; do
-		k -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
-	done
 }
 
 # A pod by its name, or a Deployment's first pod.
@@ -338,11 +352,26 @@ fault_clear() {
 
 reset() {
 	need_cluster
-	say "restoring the base policy (istio/, istio/ingress/) and removing the calculator's app faults"
+	say "restoring the base policy (istio/, istio/ingress/) and clearing every calculator pod's fault"
 	apply -k "$ROOT/istio"
 	apply -k "$ROOT/istio/ingress"
-	app_faults off
 	fault_clear
+}
+
+# The optional load generator: a kustomize component, applied into the demo's namespace.
+LOADGEN="k8s/components/loadgen"
+
+load_start() {
+	need_cluster
+	say "starting the load generator ($LOADGEN: fortio, 10 requests/s of POST /calcular through the ingress gateway)"
+	k kustomize "$ROOT/$LOADGEN" | apply -n "$NAMESPACE" -f -
+	k -n "$NAMESPACE" rollout status deployment/loadgen --timeout=180s
+	say "Kiali's graph and Grafana's rate panels fill within a minute; scripts/kind.sh load-stop stops it"
+}
+
+load_stop() {
+	need_cluster
+	k kustomize "$ROOT/$LOADGEN" | k delete -n "$NAMESPACE" --ignore-not-found -f -
 }
 
 down() {
@@ -360,12 +389,13 @@ main() {
 	shift || true
 	case "$command" in
 	up) up ;;
-	scenario) scenario "$@" ;;
-	scenarios) scenario_names ;;
-	app-faults) app_faults "$@" ;;
+	policy) policy "$@" ;;
+	policies) policy_names ;;
 	fault) fault "$@" ;;
 	fault-clear) fault_clear "$@" ;;
 	reset) reset ;;
+	load-start) load_start ;;
+	load-stop) load_stop ;;
 	down) down ;;
 	*)
 		awk 'NR == 1 {next} /^set -euo/ {exit} /^#/ {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}" >&2

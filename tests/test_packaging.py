@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What `make up`, `make demo` and the images run (manifestcheck and bench are development tools).
-RUNTIME_PACKAGES = ("calculator", "gateway", "servicekit", "localmesh")
+RUNTIME_PACKAGES = ("calculator", "gateway", "servicekit", "localmesh", "scenarios", "slo")
 
 
 def top_level_imports(path: Path) -> set[str]:

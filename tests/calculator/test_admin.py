@@ -1,5 +1,6 @@
 """The calculator's admin surface (its own app, its own port) and its client."""
 
+import argparse
 import json
 
 import pytest
@@ -91,3 +92,17 @@ def test_the_cli_reaches_its_admin_bind(monkeypatch, capsys, switch):
         assert json.dumps(switch.current.to_json()) == json.dumps(Fault().to_json())
     finally:
         surface.stop()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(), Fault(errors=0.5), Fault(errors=1.0, status=500), Fault(delay_seconds=4.0),
+     Fault(delay_seconds=0.25, delay_share=0.5, errors=0.1, status=504), Fault(hang=True)],
+)
+def test_the_command_line_words_of_a_fault_give_the_same_fault(fault):
+    # What scenarios.kind passes to `scripts/kind.sh fault POD ...` for a catalogue's fault.
+    parser = argparse.ArgumentParser()
+    admin_client.add_fault_options(parser)
+    args = parser.parse_args(admin_client.fault_options(fault.to_json()))
+    body = admin_client.fault_body(args.errors, args.status, args.delay, args.delay_share, args.hang)
+    assert Fault.from_json(body) == fault

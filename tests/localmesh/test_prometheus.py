@@ -10,14 +10,15 @@ import pytest
 
 from localmesh.mesh import Mesh, MeshOptions
 from localmesh.processes import free_port, wait_until
-from localmesh.prometheus import Target, prometheus_binary, scrape_config
+from localmesh.prometheus import SLO_RULES, Target, prometheus_binary, scrape_config
 from tests.support import get, post_json
 from tests.tools import APT, require
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "meshcalc.json"
 # Series made by Istio's own telemetry filter in a cluster's sidecars; no
-# Envoy outside Istio emits them, so the local mesh cannot answer these panels.
+# Envoy outside Istio emits them, so the local mesh cannot answer these panels
+# (only the ingress's requests to the gateway are reported under Istio's names).
 CLUSTER_ONLY_METRICS = re.compile(r"\bistio_\w+")
 
 
@@ -35,6 +36,28 @@ def test_scrape_config_labels_apps_and_sidecars_like_their_pod():
     assert jobs["envoy-sidecars"]["static_configs"][0]["labels"] == pod
     assert jobs["istio-ingressgateway"]["static_configs"][0]["targets"] == ["127.0.0.1:3"]
     assert config["global"]["scrape_interval"] == "1s"
+
+
+def test_scrape_config_loads_the_rules_and_sends_alerts_to_alertmanager():
+    config = scrape_config([], [], None, rule_files=[SLO_RULES], alertmanager="127.0.0.1:9")
+    assert config["rule_files"] == [str(SLO_RULES)]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9"]
+    assert "alerting" not in scrape_config([], [], None)
+
+
+def test_the_ingress_upstream_counters_are_reported_as_istio_ingress_gateway_metrics():
+    """The relabelling is checked by the real Prometheus in tests/localmesh/test_slo_alerts.py; here,
+    that it renames only the ingress's per-code and latency counters of an outbound cluster."""
+    config = scrape_config([], [], Target("127.0.0.1:3", {"app": "istio-ingressgateway"}))
+    relabel = next(j for j in config["scrape_configs"] if j["job_name"] == "istio-ingressgateway")["metric_relabel_configs"]
+    renames = {r["regex"].split(";")[0]: r["replacement"] for r in relabel if r["target_label"] == "__name__"}
+    assert renames == {
+        "envoy_cluster_upstream_rq_(\\d{3})": "istio_requests_total",
+        "envoy_cluster_upstream_rq_time_(bucket|sum|count)": "istio_request_duration_milliseconds_$1",
+    }
+    fixed = {r["target_label"]: r["replacement"] for r in relabel if r["source_labels"] == ["__name__"]}
+    assert fixed == {"reporter": "source", "source_workload": "istio-ingressgateway",
+                     "source_workload_namespace": "istio-system", "cluster_name": ""}
 
 
 def dashboard_expressions() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from calculator.app import create_app as create_calculator
 from calculator.config import CalculatorSettings
@@ -11,6 +12,7 @@ from manifestcheck import dashboard as dash
 from manifestcheck.loading import Dashboard
 from manifestcheck.tools import ToolMissing, run_promtool
 from servicekit.lifecycle import DrainFlag
+from slo.budget import RULES as SLO_RULES
 from tests.tools import needs_promtool
 
 DASHBOARD = "dashboards/meshcalc.json"
@@ -50,6 +52,57 @@ def test_an_unknown_envoy_stat_is_reported(repo_copy):
     repo_copy.edit_json(DASHBOARD, change)
     (finding,) = dashboard_findings(repo_copy)
     assert "envoy_cluster_upstream_rq_retries is not an Envoy cluster stat" in finding.message
+
+
+def test_a_misspelled_slo_series_is_reported(repo_copy):
+    def change(document):
+        t = target(document, "Burn rate by window")
+        t["expr"] = t["expr"].replace("slo:burn_rate:ratio_rate5m", "slo:burn_rate:ratio_rate_5m")
+
+    repo_copy.edit_json(DASHBOARD, change)
+    (finding,) = dashboard_findings(repo_copy)
+    assert finding.resource.endswith("'Burn rate by window'")
+    assert finding.field.endswith(".targets[0].expr")
+    assert finding.message == "slo:burn_rate:ratio_rate_5m is not recorded by slo/rules.yaml"
+
+
+def test_a_recorded_series_is_checked_without_a_selector_too(repo_copy):
+    def change(document):
+        t = target(document, "SLO alerts")
+        t["expr"] = t["expr"].replace("0 * slo:objective:ratio", "0 * slo:objectives:ratio")
+
+    repo_copy.edit_json(DASHBOARD, change)
+    (finding,) = dashboard_findings(repo_copy)
+    assert "slo:objectives:ratio is not recorded" in finding.message
+
+
+def test_the_slo_series_known_are_those_the_rules_record(repository):
+    (dashboard,) = repository.dashboards
+    rules = yaml.safe_load(SLO_RULES.read_text())
+    assert dash.slo_metrics() == dash.recorded_metrics(rules) >= {"slo:error_budget_remaining:ratio"}
+    # Rules that no longer record the budget: the panel that reads it is reported.
+    for group in rules["groups"]:
+        group["rules"] = [r for r in group["rules"] if r.get("record") != "slo:error_budget_remaining:ratio"]
+    known = dash.APP_METRICS | dash.ISTIO_METRICS | dash.recorded_metrics(rules) | dash.ALERT_SERIES
+    (finding,) = dash.check_dashboard(dashboard, known)
+    assert finding.resource.endswith("'Error budget left (30 days)'")
+
+
+def test_recorded_metrics_reads_records_only_and_survives_a_malformed_file():
+    document = {"groups": [{"rules": [{"record": "a:b:c", "expr": "1"}, {"alert": "X", "expr": "1"}, "junk"]}, None]}
+    assert dash.recorded_metrics(document) == {"a:b:c"}
+    assert dash.recorded_metrics("not rules") == frozenset()
+
+
+def test_the_alerts_series_is_known_and_a_misspelling_is_not(repo_copy):
+    def change(document):
+        t = target(document, "SLO alerts", 2)
+        t["expr"] = t["expr"].replace("ALERTS{", "ALERT{")
+
+    repo_copy.edit_json(DASHBOARD, change)
+    (finding,) = dashboard_findings(repo_copy)
+    assert finding.field.endswith(".targets[2].expr")
+    assert "ALERT is not a metric" in finding.message
 
 
 def test_app_latency_panels_show_exemplars(repo_copy):
@@ -149,6 +202,11 @@ def test_metric_names_ignore_label_values():
     assert dash.metric_names(expr) == {"a_total", "b_bucket"}
 
 
+def test_metric_names_include_bare_recorded_names_but_no_subquery_or_variable():
+    expr = 'slo:a:ratio / on(slo) max_over_time(b_total{x="${namespace:raw}", y="c:d"}[5m:1m]) or 0 * slo:e:ratio'
+    assert dash.metric_names(expr) == {"slo:a:ratio", "b_total", "slo:e:ratio"}
+
+
 @needs_promtool
 def test_every_query_parses_with_promtool(repository):
     (dashboard,) = repository.dashboards
@@ -159,7 +217,7 @@ def test_every_query_parses_with_promtool(repository):
 def test_promtool_reports_the_query_that_does_not_parse(repo_copy):
     def change(document):
         t = target(document, "Upstream outcomes")
-        t["expr"] = t["expr"].replace("sum by (status)", "sum by (status")
+        t["expr"] = t["expr"].replace("sum by (status, failure)", "sum by (status, failure")
 
     repo_copy.edit_json(DASHBOARD, change)
     (dashboard,) = repo_copy.load().dashboards

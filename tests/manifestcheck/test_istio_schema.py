@@ -47,7 +47,7 @@ def istio_findings(repo_copy):
             "spec.tracing[0].sampling",
         ),
         (
-            "istio/scenarios/fault-abort.yaml",
+            "istio/scenarios/virtual-service-calculator-fault-abort.yaml",
             lambda d: d["spec"]["http"][1]["fault"]["abort"].update(httpStatus="503"),
             "spec.http[1].fault.abort.httpStatus",
         ),

@@ -40,13 +40,13 @@ def test_a_destination_port_must_be_a_port_of_the_service(repo_copy):
 
 def test_a_mirror_host_is_checked_too(repo_copy):
     repo_copy.edit(
-        "istio/scenarios/mirror-v1-to-v2.yaml", lambda d: d["spec"]["http"][1]["mirror"].update(host="shadow")
+        "istio/scenarios/virtual-service-calculator-mirror-v2.yaml", lambda d: d["spec"]["http"][1]["mirror"].update(host="shadow")
     )
     repository = repo_copy.load()
     merged = [
         m
-        if m.key != repository.scenarios["mirror-v1-to-v2"][0].key
-        else repository.scenarios["mirror-v1-to-v2"][0]
+        if m.key != repository.scenarios["virtual-service-calculator-mirror-v2"][0].key
+        else repository.scenarios["virtual-service-calculator-mirror-v2"][0]
         for m in repository.mesh
     ]
     (finding,) = references.check_destination_hosts(merged)

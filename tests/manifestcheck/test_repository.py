@@ -41,21 +41,21 @@ def test_the_repository_has_what_the_issue_lists(repository):
         assert expected in kinds
     # The scenarios the issue lists; others may be added.
     assert set(repository.scenarios) >= {
-        "canary-0-100",
-        "canary-100-0",
-        "canary-50-50",
-        "canary-90-10",
-        "circuit-breaker-tight",
-        "fault-abort",
-        "fault-delay",
-        "mirror-v1-to-v2",
-        "retries-off",
+        "virtual-service-calculator-0-100",
+        "virtual-service-calculator-100-0",
+        "virtual-service-calculator-50-50",
+        "virtual-service-calculator-90-10",
+        "destination-rule-calculator-circuit-breaker",
+        "virtual-service-calculator-fault-abort",
+        "virtual-service-calculator-fault-delay",
+        "virtual-service-calculator-mirror-v2",
+        "virtual-service-calculator-no-retries",
     }
 
 
 def test_canary_90_10_is_the_base_virtual_service(repository):
     base = next(m for m in repository.istio if m.kind == "VirtualService" and m.name == "calculator")
-    (scenario,) = repository.scenarios["canary-90-10"]
+    (scenario,) = repository.scenarios["virtual-service-calculator-90-10"]
     assert scenario.body == base.body
 
 
@@ -94,7 +94,27 @@ def test_the_pinned_versions_agree():
     assert re.search(r'ISTIO_VERSION="\$\{ISTIO_VERSION:-\$\(awk .*"\$ROOT/istio/install/istio-kind\.yaml"\)\}"', script)
     kind = re.search(r'KIND_VERSION="(v[0-9.]+)"', script)[1]
     workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/kind.yml").read_text())
-    assert workflow["env"] == {"ISTIO_VERSION": istio, "KIND_VERSION": kind}
+    # The workflow reads the Istio release as the script does (tests/github/test_kind_workflow.py).
+    assert workflow["env"] == {"KIND_VERSION": kind}
     assert f"kind {kind}" in (REPO_ROOT / "k8s/kind/cluster.yaml").read_text()
     docs = (REPO_ROOT / "docs/kind.md").read_text()
     assert f"ISTIO_VERSION={istio}" in docs and f"kind@{kind}" in docs
+
+
+@pytest.mark.parametrize(
+    "text, check, field, message",
+    [
+        ("resources: calculator-service.yaml\n", "load", "-", "resources: must be a list of paths"),
+        ("resources: [calculator-service.yaml]\ncommonLabels: {team: x}\n", "kustomization", "commonLabels",
+         "only resources and namespace are read by the local mesh"),
+        ("resources: [nada.yaml]\n", "kustomization", "resources[0]", "'nada.yaml' is not a file of k8s/base/"),
+        ("resources: []\n", "kustomization", "resources", "lists no resource file"),
+    ],
+    ids=["not-a-list", "a-field-the-mesh-ignores", "no-such-file", "empty"],
+)
+def test_a_broken_kustomization_is_reported_as_the_local_mesh_reads_it(repo_copy, text, check, field, message):
+    """manifestcheck reads kustomization.yaml with localmesh.loader's reader: what it refuses is a finding."""
+    repo_copy.write(f"{KUBERNETES_BASE}/kustomization.yaml", text)
+    found = [f for f in repo_copy.load().problems if f.file == f"{KUBERNETES_BASE}/kustomization.yaml"]
+    assert [(f.check, f.field) for f in found] == [(check, field)], found
+    assert message in found[0].message

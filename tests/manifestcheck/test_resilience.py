@@ -62,7 +62,7 @@ def test_a_per_try_timeout_needs_a_retry_on_that_retries_it(repo_copy):
 
 
 def test_retries_off_is_said_with_attempts_0(repository):
-    (scenario,) = repository.scenarios["retries-off"]
+    (scenario,) = repository.scenarios["virtual-service-calculator-no-retries"]
     merged = [scenario if m.key == scenario.key else m for m in repository.mesh]
     assert resilience.check_retries(merged) == []
 
@@ -170,11 +170,11 @@ def test_max_connections_alone_is_no_circuit_breaker(repo_copy):
 
 def test_a_threshold_of_zero_means_unset(repo_copy):
     repo_copy.edit(
-        "istio/scenarios/circuit-breaker-tight.yaml",
+        "istio/scenarios/destination-rule-calculator-circuit-breaker.yaml",
         lambda d: policy(d)["connectionPool"]["tcp"].update(maxConnections=0),
     )
     repository = repo_copy.load()
-    (scenario,) = repository.scenarios["circuit-breaker-tight"]
+    (scenario,) = repository.scenarios["destination-rule-calculator-circuit-breaker"]
     merged = [scenario if m.key == scenario.key else m for m in repository.mesh]
     (finding,) = resilience.check_connection_pool(merged)
     assert finding.field == "spec.trafficPolicy.connectionPool.tcp.maxConnections"
@@ -235,7 +235,8 @@ def test_max_ejection_percent_lets_one_of_two_pods_go(repo_copy, percent):
 
 def test_more_replicas_need_less(repo_copy):
     repo_copy.edit(DR, lambda d: policy(d)["outlierDetection"].update(maxEjectionPercent=25))
-    repo_copy.edit("k8s/base/calculator-v1-deployment.yaml", lambda d: d["spec"].update(replicas=4))
+    # The hosts are the autoscaler's minimum: the Deployment leaves its scale to it.
+    repo_copy.edit("k8s/base/calculator-v1-horizontalpodautoscaler.yaml", lambda d: d["spec"].update(minReplicas=4))
     assert run(repo_copy, resilience.check_outlier_detection) == []
 
 

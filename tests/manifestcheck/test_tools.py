@@ -125,19 +125,19 @@ def test_up_names_every_missing_tool_with_its_install_hint(tmp_path):
         assert any(line.startswith(f"error: {tool} is not installed.") and hint in line for line in lines), tool
 
 
-def test_a_scenario_without_kubectl_says_how_to_install_it(tmp_path):
-    result = run_script("scenario", "fault-abort", path=bin_dir_with(tmp_path))
+def test_a_policy_without_kubectl_says_how_to_install_it(tmp_path):
+    result = run_script("policy", "virtual-service-calculator-fault-abort", path=bin_dir_with(tmp_path))
     assert result.returncode == 1
     assert result.stderr.startswith("error: kubectl is not installed. Install kubectl")
 
 
 @needs_kubectl
-def test_a_scenario_needs_a_cluster(tmp_path):
+def test_a_policy_needs_a_cluster(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
     env_path = bin_dir_with(tmp_path, "kubectl")
     result = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts/kind.sh"), "scenario", "fault-abort"],
+        ["bash", str(REPO_ROOT / "scripts/kind.sh"), "policy", "virtual-service-calculator-fault-abort"],
         env={"PATH": env_path, "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)},
         capture_output=True,
         text=True,
@@ -147,22 +147,22 @@ def test_a_scenario_needs_a_cluster(tmp_path):
     assert "run scripts/kind.sh up first" in result.stderr
 
 
-def test_an_unknown_scenario_lists_the_known_ones(tmp_path):
-    result = run_script("scenario", "canary-95-5", path=bin_dir_with(tmp_path))
+def test_an_unknown_policy_file_lists_the_known_ones(tmp_path):
+    result = run_script("policy", "canary-95-5", path=bin_dir_with(tmp_path))
     assert result.returncode == 1
-    assert "no scenario canary-95-5" in result.stderr
-    assert "canary-90-10" in result.stderr and "mirror-v1-to-v2" in result.stderr
+    assert "no policy file canary-95-5" in result.stderr
+    assert "virtual-service-calculator-90-10" in result.stderr and "virtual-service-calculator-mirror-v2" in result.stderr
 
 
-def test_the_scenarios_listed_are_the_files(tmp_path):
-    result = run_script("scenarios", path=bin_dir_with(tmp_path))
+def test_the_policies_listed_are_the_files(tmp_path):
+    result = run_script("policies", path=bin_dir_with(tmp_path))
     assert result.stdout.split() == sorted(p.stem for p in (REPO_ROOT / "istio/scenarios").glob("*.yaml"))
 
 
 def test_an_unknown_command_prints_the_usage(tmp_path):
     result = run_script("deploy", path=bin_dir_with(tmp_path))
     assert result.returncode == 2
-    assert "scripts/kind.sh scenario NAME" in result.stderr
+    assert "scripts/kind.sh policy NAME" in result.stderr
 
 
 @needs("make", shutil.which("make"), APT.format("make"))

@@ -111,11 +111,11 @@ def test_no_503_uc_after_idle_gaps_longer_than_the_keep_alive(tmp_path):
     gap = (keepalive + 1.1, keepalive + 1.6)
     count, size = sized((6, 100), (50, 2_000))
 
-    with running_mesh(tmp_path / "run", root=root, scenario="keepalive-scaled", common_env=env) as mesh:
+    with running_mesh(tmp_path / "run", root=root, policy=("keepalive-scaled",), common_env=env) as mesh:
         results, gaps = bursts(mesh, count, size, gap, seed=1)
         counters = cluster_counters(mesh, COUNTERS)
         uc = uc_entries(mesh)
-    with running_mesh(tmp_path / "control", root=root, scenario="keepalive-reversed", common_env=env) as mesh:
+    with running_mesh(tmp_path / "control", root=root, policy=("keepalive-reversed",), common_env=env) as mesh:
         control_results, _ = bursts(mesh, 3, 50, gap, seed=2)
         control = cluster_counters(mesh, COUNTERS)
 

@@ -4,9 +4,14 @@ so what they would trip on is checked in the text."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from manifestcheck.loading import load_repository
+from tests.tools import KUBECTL, needs_kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
@@ -63,3 +68,53 @@ def test_the_image_the_script_replaces_is_the_one_the_manifests_name():
         if line.strip().startswith("image:")
     }
     assert images == {named}
+
+
+# -- the load generator's verbs -------------------------------------------------------------------
+
+
+def run_kind(tmp_path, *arguments: str, tools: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """scripts/kind.sh with a PATH of the basic utilities and the named tools (kubectl: the venv's),
+    and a kubeconfig with no cluster in it."""
+    directory = tmp_path / "bin"
+    directory.mkdir(exist_ok=True)
+    for tool in ("bash", "sed", "awk", "grep", "head", "basename", "dirname", "cat", "paste", "printf", *tools):
+        found = str(KUBECTL) if tool == "kubectl" else shutil.which(tool)
+        if found and not (directory / tool).exists():
+            (directory / tool).symlink_to(found)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "kind.sh"), *arguments],
+        env={"PATH": str(directory), "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", ["load-start", "load-stop"])
+def test_the_load_verbs_without_kubectl_say_how_to_install_it(tmp_path, verb):
+    result = run_kind(tmp_path, verb)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: kubectl is not installed. Install kubectl")
+
+
+@needs_kubectl
+@pytest.mark.parametrize("verb", ["load-start", "load-stop"])
+def test_the_load_verbs_need_a_cluster(tmp_path, verb):
+    result = run_kind(tmp_path, verb, tools=("kubectl",))
+    assert result.returncode == 1
+    assert "run scripts/kind.sh up first" in result.stderr
+
+
+def test_the_usage_names_the_load_verbs_and_make_runs_them(tmp_path):
+    usage = run_kind(tmp_path, "no-such-verb").stderr
+    assert "scripts/kind.sh load-start" in usage and "scripts/kind.sh load-stop" in usage
+    makefile = (ROOT / "Makefile").read_text()
+    assert "kind-load: ## " in makefile and "\tscripts/kind.sh load-start\n" in makefile
+    assert "kind-load-stop: ## " in makefile and "\tscripts/kind.sh load-stop\n" in makefile
+
+
+def test_the_script_applies_the_component_the_checks_read():
+    script = (ROOT / "scripts" / "kind.sh").read_text()
+    (directory,) = re.findall(r'^LOADGEN="([^"]+)"', script, re.M)
+    assert load_repository(ROOT).components["loadgen"][0].source.startswith(directory + "/")

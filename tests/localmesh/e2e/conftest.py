@@ -2,24 +2,21 @@
 
 import pytest
 
+from tests.localmesh.e2e.support import with_faults
 from tests.support import running_mesh
 
 
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory):
-    """The manifests as they are, no fault knob set: scenarios are switched on it per test."""
+    """The manifests as they are, no fault set: policies are switched on it per test."""
     with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
 def slow_mesh(tmp_path_factory):
-    """Calculators that answer late: v1 after 4 s, past the routes' 3 s timeout; v2 after 0.5 s,
-    within the 1 s per-try timeout, so that its requests stay in flight and fill a connection pool."""
-    slow = {
-        "calculator-v1-0": {"FAULT_DELAY_SECONDS": "4"},
-        "calculator-v1-1": {"FAULT_DELAY_SECONDS": "4"},
-        "calculator-v2-0": {"FAULT_DELAY_SECONDS": "0.5"},
-    }
-    with running_mesh(tmp_path_factory.mktemp("slow-mesh"), pod_env=slow) as running:
-        yield running
+    """Calculators that answer late, set at run time with the catalogue's faults: v1 as the timeout
+    scenario slows it (past the route's timeout), v2 as the circuit-breaker scenario does (within the
+    per-try timeout, so that its requests stay in flight and fill a connection pool)."""
+    with running_mesh(tmp_path_factory.mktemp("slow-mesh")) as running:
+        yield with_faults(running, "timeout", "circuit-breaker")

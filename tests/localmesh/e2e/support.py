@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import threading
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Iterator
 
 from localmesh import observe
+from localmesh.loader import Layout
 from localmesh.mesh import Mesh
 from localmesh.observe import binomial_interval, subset_cluster
-from tests.support import post_json
+from scenarios.catalogue import catalogue
+from scenarios.policy import CalculatorPolicy, calculator_policy
+from tests.support import ROOT, post_json
 
 SIDECARS = ("gateway-0-sidecar", "gateway-1-sidecar")
 CALCULATION = {"operacion": "sumar", "numero1": 2, "numero2": 3}
@@ -24,15 +28,34 @@ CALCULATION = {"operacion": "sumar", "numero1": 2, "numero2": 3}
 
 # -- meshes ----------------------------------------------------------------------------------------
 
+# The scenarios' catalogue: the faults and numbers these tests share with `make demo`.
+SCENARIOS = catalogue(ROOT)
+
+
+def with_faults(mesh: Mesh, *scenarios: str) -> Mesh:
+    """The mesh's replicas given these catalogue scenarios' faults at run time (no restart), nothing else."""
+    from scenarios.local import set_faults
+
+    faults = {pod: fault for name in scenarios for pod, fault in SCENARIOS[name].faults.items()}
+    scenario = dataclasses.replace(SCENARIOS["base"], faults=faults)
+    set_faults({pod: f"http://127.0.0.1:{port}" for pod, port in mesh.plan.admin.items()}, scenario)
+    return mesh
+
+
+def policy_of(*files: str) -> CalculatorPolicy:
+    """The calculator's policy numbers with these istio/scenarios/ files applied: read from the YAML, never copied."""
+    return calculator_policy(Layout(ROOT), files)
+
+
 
 @contextmanager
-def scenario(mesh: Mesh, name: str | None) -> Iterator[Mesh]:
-    """The mesh with a scenario applied, and the base restored afterwards."""
-    mesh.switch(name)
+def policy(mesh: Mesh, *files: str) -> Iterator[Mesh]:
+    """The mesh with istio/scenarios/ files applied over the base, and the base restored afterwards."""
+    mesh.switch(files, "+".join(files))
     try:
         yield mesh
     finally:
-        mesh.switch(None)
+        mesh.switch((), "base")
 
 
 # -- load ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ clusters count what they sent where.
 
 import pytest
 
-from tests.localmesh.e2e.support import assert_share, cluster_stat, load, scenario, versions
+from tests.localmesh.e2e.support import assert_share, cluster_stat, load, policy, policy_of, versions
 from tests.support import statuses
 
 pytestmark = pytest.mark.processes
@@ -26,7 +26,7 @@ def test_the_base_split_sends_a_tenth_to_v2(mesh):
     assert statuses(answers) == {200: n}
     seen = versions(answers)
     print(f"base split: v2 answered {seen['v2']} of {n}")
-    assert_share(seen["v2"], n, 0.10, "answers from v2")
+    assert_share(seen["v2"], n, policy_of().split.weight_share("v2"), "answers from v2")
     assert seen["v1"] + seen["v2"] == n
     # The sidecars' own count agrees with what the clients saw, request for request.
     assert {s: after[s] - before[s] for s in after} == {"v1": seen["v1"], "v2": seen["v2"]}
@@ -45,11 +45,12 @@ def test_the_canary_header_sends_every_request_to_v2(mesh):
 
 
 @pytest.mark.parametrize(
-    "name, v2_share, n",
-    [("canary-50-50", 0.5, 400), ("canary-100-0", 0.0, 100), ("canary-0-100", 1.0, 100)],
+    "name, n",
+    [("virtual-service-calculator-50-50", 400), ("virtual-service-calculator-100-0", 100), ("virtual-service-calculator-0-100", 100)],
 )
-def test_each_canary_stage_gives_its_share(mesh, name, v2_share, n):
-    with scenario(mesh, name):
+def test_each_canary_stage_gives_its_share(mesh, name, n):
+    v2_share = policy_of(name).split.weight_share("v2")
+    with policy(mesh, name):
         before = subset_requests(mesh)
         answers = load(mesh, n)
         after = subset_requests(mesh)

@@ -1,4 +1,4 @@
-"""Circuit breaking (circuit-breaker-tight): past one request in flight per sidecar and subset,
+"""Circuit breaking (destination-rule-calculator-circuit-breaker): past one request in flight per sidecar and subset,
 a request fails at once with the sidecar's 503 and ``x-envoy-overloaded``, never reaching the app.
 
 The requests carry ``x-canary: always``, so all go to v2, which the slow mesh
@@ -9,12 +9,13 @@ import threading
 
 import pytest
 
-from tests.localmesh.e2e.support import SIDECARS, calcular_requests, calculate, cluster_stat, scenario
+from scenarios.catalogue import SLOW_V2_SECONDS
+from tests.localmesh.e2e.support import SIDECARS, calcular_requests, calculate, cluster_stat, policy
 from tests.support import statuses
 
 pytestmark = pytest.mark.processes
 
-V2_DELAY_SECONDS = 0.5  # conftest.slow_mesh
+V2_DELAY_SECONDS = SLOW_V2_SECONDS  # the circuit-breaker scenario's fault, which conftest.slow_mesh sets
 
 
 def burst(mesh, count: int, headers: dict) -> list:
@@ -42,7 +43,7 @@ def test_concurrency_past_the_connection_pool_fails_fast_with_503(slow_mesh):
     # 8 requests the ingress queues for a new connection to them (istio/gateway-destinationrule.yaml:
     # http1MaxPendingRequests; more, on a cold pool, overflow at the ingress instead).
     n = 8
-    with scenario(mesh, "circuit-breaker-tight"):
+    with policy(mesh, "destination-rule-calculator-circuit-breaker"):
         overflow_before = cluster_stat(mesh, "v2", "upstream_rq_pending_overflow")
         retries_before = cluster_stat(mesh, "v2", "upstream_rq_retry")
         app_before = calcular_requests(v2)

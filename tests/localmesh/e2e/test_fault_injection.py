@@ -1,4 +1,4 @@
-"""Fault injection by the gateway's sidecars: the fault-abort and fault-delay scenarios.
+"""Fault injection by the gateway's sidecars: the virtual-service-calculator-fault-abort and virtual-service-calculator-fault-delay scenarios.
 
 Both act on half of the requests of the split route (``percentage: 50``); the
 sidecars' access logs flag each touched request (FI, DI) and their fault
@@ -13,7 +13,8 @@ from tests.localmesh.e2e.support import (
     assert_share,
     calcular_requests_of,
     load,
-    scenario,
+    policy,
+    policy_of,
     sidecar_entries,
     stat,
 )
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.processes
 
 ABORTS = "http.sidecar_outbound.fault.aborts_injected"
 DELAYS = "http.sidecar_outbound.fault.delays_injected"
-DELAY_SECONDS = 2.0  # istio/scenarios/fault-delay.yaml: fixedDelay
+DELAY = policy_of("virtual-service-calculator-fault-delay").split
+ABORT = policy_of("virtual-service-calculator-fault-abort").split
+DELAY_SECONDS = DELAY.delay_seconds
 
 
 def calculators_reached(mesh) -> int:
@@ -34,15 +37,15 @@ def calculators_reached(mesh) -> int:
 
 def test_fault_abort_answers_half_of_the_requests_with_503(mesh):
     n = 600  # 99.9% interval of a 50% share: 260 to 340
-    with scenario(mesh, "fault-abort"):
+    with policy(mesh, "virtual-service-calculator-fault-abort"):
         aborts_before, reached_before = stat(mesh, ABORTS), calculators_reached(mesh)
         answers = load(mesh, n)
         aborts, reached = stat(mesh, ABORTS) - aborts_before, calculators_reached(mesh) - reached_before
 
     counts = statuses(answers)
     assert set(counts) <= {200, 503}, counts
-    print(f"fault-abort: {counts[503]} of {n} aborted; aborts_injected +{aborts}")
-    assert_share(counts[503], n, 0.5, "aborted requests")
+    print(f"virtual-service-calculator-fault-abort: {counts[503]} of {n} aborted; aborts_injected +{aborts}")
+    assert_share(counts[ABORT.abort_status], n, ABORT.abort_share, "aborted requests")
     # The sidecar answered them itself: the gateway passes its 503 on, and no calculator saw them.
     for answer in answers:
         if answer.status == 503:
@@ -59,7 +62,7 @@ def test_fault_abort_answers_half_of_the_requests_with_503(mesh):
 
 def test_fault_delay_holds_half_of_the_requests_for_two_seconds(mesh):
     n = 32
-    with scenario(mesh, "fault-delay"):
+    with policy(mesh, "virtual-service-calculator-fault-delay"):
         delays_before = stat(mesh, DELAYS)
         # 8 in flight: even all on one gateway, none waits for one of its 8 threads.
         answers = load(mesh, n, concurrency=8)
@@ -72,12 +75,12 @@ def test_fault_delay_holds_half_of_the_requests_for_two_seconds(mesh):
     delayed = [a for a in answers if "DI" in entries[a.trace_id]["response_flags"].split(",")]
     prompt = [a for a in answers if a not in delayed]
     print(
-        f"fault-delay: {len(delayed)} of {n} delayed; delays_injected +{delays}; "
+        f"virtual-service-calculator-fault-delay: {len(delayed)} of {n} delayed; delays_injected +{delays}; "
         f"delayed {min(a.seconds for a in delayed):.2f}-{max(a.seconds for a in delayed):.2f} s, "
         f"others at most {max(a.seconds for a in prompt):.2f} s"
     )
     assert delays == len(delayed)
-    assert_share(len(delayed), n, 0.5, "delayed requests")
+    assert_share(len(delayed), n, DELAY.delay_share, "delayed requests")
     assert all(a.seconds >= DELAY_SECONDS for a in delayed)
     assert all(entries[a.trace_id]["duration"] >= DELAY_SECONDS * 1000 - ENVOY_TIMER_SLACK_MS for a in delayed)
     assert all(a.seconds < DELAY_SECONDS for a in prompt)

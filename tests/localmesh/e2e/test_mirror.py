@@ -1,9 +1,9 @@
-"""Mirroring (mirror-v1-to-v2): v2 gets a copy of every request, the clients only v1's answers."""
+"""Mirroring (virtual-service-calculator-mirror-v2): v2 gets a copy of every request, the clients only v1's answers."""
 
 import pytest
 
 from localmesh.processes import wait_until
-from tests.localmesh.e2e.support import calcular_requests_of, cluster_stat, load, scenario, versions
+from tests.localmesh.e2e.support import calcular_requests_of, cluster_stat, load, policy, versions
 from tests.support import statuses
 
 pytestmark = pytest.mark.processes
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.processes
 
 def test_v2_receives_a_copy_of_every_request_and_clients_see_only_v1(mesh):
     n = 200
-    with scenario(mesh, "mirror-v1-to-v2"):
+    with policy(mesh, "virtual-service-calculator-mirror-v2"):
         v2_before = calcular_requests_of(mesh, "calculator-v2")[200]
         v2_cluster_before = cluster_stat(mesh, "v2", "upstream_rq_total")
         answers = load(mesh, n)

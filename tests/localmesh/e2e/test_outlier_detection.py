@@ -11,6 +11,7 @@ from tests.localmesh.e2e.support import (
     host_of,
     load,
     sidecar_entries,
+    with_faults,
 )
 from tests.support import running_mesh, statuses
 
@@ -19,9 +20,9 @@ pytestmark = pytest.mark.processes
 
 @pytest.fixture(scope="module")
 def broken_mesh(tmp_path_factory):
-    broken = {"calculator-v1-0": {"FAULT_FAILURE_RATE": "1.0"}}
-    with running_mesh(tmp_path_factory.mktemp("broken-mesh"), pod_env=broken) as mesh:
-        yield mesh
+    # The outlier-detection scenario's fault: calculator-v1-0 answers 503 to everything.
+    with running_mesh(tmp_path_factory.mktemp("broken-mesh")) as mesh:
+        yield with_faults(mesh, "outlier-detection")
 
 
 def ejections(mesh, name: str) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Retries: calculator-v1-0 fails half of its requests (FAULT_FAILURE_RATE=0.5, a 503 marked
+"""Retries: calculator-v1-0 fails half of its requests (the retries scenario's fault, a 503 marked
 ``fallo_inyectado``); the route's retries (5xx, 2 attempts, to another host) hide it from clients.
 
 The base DestinationRule also ejects a host after 3 consecutive 5xx, which
@@ -10,24 +10,22 @@ outlier state, and counts against what the replica itself answered.
 
 import pytest
 
-from tests.localmesh.e2e.support import assert_share, calcular_requests, cluster_stat, load
+from tests.localmesh.e2e.support import assert_share, calcular_requests, cluster_stat, load, with_faults
 from tests.support import running_mesh, statuses
 
 pytestmark = pytest.mark.processes
 
-FAILING = {"calculator-v1-0": {"FAULT_FAILURE_RATE": "0.5"}}
-
 
 @pytest.fixture(scope="module")
 def failing_mesh(tmp_path_factory):
-    with running_mesh(tmp_path_factory.mktemp("failing-mesh"), pod_env=FAILING) as mesh:
-        yield mesh
+    with running_mesh(tmp_path_factory.mktemp("failing-mesh")) as mesh:
+        yield with_faults(mesh, "retries")
 
 
 @pytest.fixture(scope="module")
 def failing_mesh_without_retries(tmp_path_factory):
-    with running_mesh(tmp_path_factory.mktemp("no-retries"), pod_env=FAILING, scenario="retries-off") as mesh:
-        yield mesh
+    with running_mesh(tmp_path_factory.mktemp("no-retries"), policy=("virtual-service-calculator-no-retries",)) as mesh:
+        yield with_faults(mesh, "retries")
 
 
 def retry_stats(mesh) -> dict[str, int]:
@@ -78,7 +76,7 @@ def test_without_retries_the_failures_reach_the_clients(failing_mesh_without_ret
     counts = statuses(answers)
     failed = [a for a in answers if a.status != 200]
     print(
-        f"retries-off: {len(failed)} of {n} clients failed; calculator-v1-0 answered {served} x 200 "
+        f"virtual-service-calculator-no-retries: {len(failed)} of {n} clients failed; calculator-v1-0 answered {served} x 200 "
         f"and {failures} x 503 ({failures / (served + failures):.0%} of its answers)"
     )
     assert set(counts) == {200, 503}
@@ -91,4 +89,4 @@ def test_without_retries_the_failures_reach_the_clients(failing_mesh_without_ret
     assert after["upstream_rq_retry"] == before["upstream_rq_retry"]
     # Half of what the replica answered, as its knob says (it answered few: see the docstring).
     assert_share(failures, served + failures, 0.5, "calculator-v1-0's 503s")
-    print(f"retries-off: ejections {after['outlier_detection.ejections_enforced_total']}")
+    print(f"virtual-service-calculator-no-retries: ejections {after['outlier_detection.ejections_enforced_total']}")

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.localmesh.e2e.support import calcular_requests, cluster_stat, load, scenario
+from tests.localmesh.e2e.support import calcular_requests, cluster_stat, load, policy
 from tests.support import ROOT, get, post_json
 
 pytestmark = pytest.mark.processes
@@ -36,12 +36,12 @@ def test_a_replica_broken_by_hand_shows_only_without_retries(mesh):
     assert cli(mesh, "fault", BROKEN, "--errors", "0.5").strip() == f"{BROKEN}: fault 50% answered 503"
     assert "fault: 50% answered 503" in next(line for line in cli(mesh, "status").splitlines() if BROKEN in line)
     try:
-        # canary-100-0: every request to v1, so half of calculator-v1-0's share fails.
-        with scenario(mesh, "canary-100-0+outlier-detection-lenient+retries-off"):
+        # virtual-service-calculator-100-0: every request to v1, so half of calculator-v1-0's share fails.
+        with policy(mesh, "virtual-service-calculator-100-0", "destination-rule-calculator-lenient-ejection", "virtual-service-calculator-no-retries"):
             before = calcular_requests(mesh.services[BROKEN])
             without = Counter(a.status for a in load(mesh, 200))
             failed_at_replica = (calcular_requests(mesh.services[BROKEN]) - before)[503]
-        with scenario(mesh, "canary-100-0+outlier-detection-lenient"):
+        with policy(mesh, "virtual-service-calculator-100-0", "destination-rule-calculator-lenient-ejection"):
             before = calcular_requests(mesh.services[BROKEN])
             retried_before = cluster_stat(mesh, "v1", "retry.upstream_rq_503")
             with_retries = Counter(a.status for a in load(mesh, 200))

@@ -7,20 +7,20 @@ import pytest
 
 from localmesh.observe import ENVOY_TIMER_SLACK_MS
 from localmesh.processes import wait_until
-from tests.localmesh.e2e.support import calculate, cluster_stat, scenario, sidecar_entries
+from tests.localmesh.e2e.support import calculate, cluster_stat, policy, policy_of, sidecar_entries
 from tests.reliability.support import read_results
 from tests.support import post_json
 
 pytestmark = pytest.mark.processes
 
-ROUTE_TIMEOUT_SECONDS = 3.0  # istio/calculator-virtualservice.yaml
+ROUTE_TIMEOUT_SECONDS = policy_of("virtual-service-calculator-100-0").split.timeout_seconds
 MARGIN_SECONDS = 0.5
 
 
 def test_a_slow_calculator_call_ends_in_504_at_the_route_timeout(slow_mesh):
     mesh = slow_mesh
-    # canary-100-0: every request to v1, which the slow mesh makes answer after 4 s.
-    with scenario(mesh, "canary-100-0"):
+    # virtual-service-calculator-100-0: every request to v1, which the slow mesh makes answer after 4 s.
+    with policy(mesh, "virtual-service-calculator-100-0"):
         timeouts_before = cluster_stat(mesh, "v1", "upstream_rq_timeout")
         per_try_before = cluster_stat(mesh, "v1", "upstream_rq_per_try_timeout")
         answer = calculate(mesh)
@@ -51,7 +51,7 @@ def test_after_a_504_the_calculation_may_still_be_recorded(slow_mesh):
     mesh = slow_mesh
     request_id = 900_000_000 + secrets.randbelow(10**6)
     trace_id = secrets.token_hex(16)
-    with scenario(mesh, "canary-100-0"):
+    with policy(mesh, "virtual-service-calculator-100-0"):
         status, _, _ = post_json(
             f"{mesh.ingress_url}/calcular",
             {"operacion": "sumar", "numero1": request_id, "numero2": 0},

@@ -250,8 +250,8 @@ def test_the_projects_own_manifests_translate_and_validate(tmp_path):
     # The runner's own loader: k8s/base, istio/, istio/ingress/ and each scenario over them.
     layout = Layout(REPO)
     configs = {}
-    for label in ["base", *layout.scenario_names()]:
-        mesh = read_manifests(load_mesh(layout, label))
+    for label in ["base", *layout.policy_names()]:
+        mesh = read_manifests(load_mesh(layout, [] if label == "base" else [label]))
         next_port = iter(range(20000, 30000))
         ports = {key: [next(next_port) for _ in range(count)] for key, count in deployment_replicas(mesh).items()}
         for name, config in bootstraps(mesh, ports).items():
