@@ -23,8 +23,7 @@ import yaml
 
 RULES = Path(__file__).with_name("rules.yaml")
 AVAILABILITY = "calcular-availability"
-# The SLO's period: Pyrra's and the workbook's 30 days, the period the thresholds are computed for.
-PERIOD_HOURS = 30 * 24
+_BUDGET_WINDOW = re.compile(r"slo:sli_error:ratio_rate(?P<count>\d+)(?P<unit>[dh])\b")
 _OBJECTIVE = re.compile(r"^vector\((?P<value>0?\.\d+)\)$")
 _ALERT = re.compile(
     r'^slo:burn_rate:ratio_rate(?P<long>\w+)\{slo="(?P<slo>[\w-]+)"\} > (?P<threshold>\d+(?:\.\d+)?) '
@@ -53,6 +52,7 @@ class Objective:
     slo: str
     target: float  # e.g. 0.999
     alerts: tuple[BurnAlert, ...]  # highest threshold first
+    period_hours: float  # the budget's window (30 days): the one slo:error_budget_remaining:ratio reads
 
     @property
     def budget(self) -> float:
@@ -109,7 +109,12 @@ def parse_objective(document: dict, slo: str = AVAILABILITY) -> Objective:
         alerts.append(BurnAlert(severity, float(found["threshold"]), found["long"], found["short"]))
     if not alerts:
         raise RulesError(f"{slo}: no burn-rate alert")
-    return Objective(slo, target, tuple(sorted(alerts, key=lambda a: -a.threshold)))
+    remaining = [r for r in mine if r.get("record") == "slo:error_budget_remaining:ratio"]
+    window = _BUDGET_WINDOW.search(str(remaining[0].get("expr", ""))) if len(remaining) == 1 else None
+    if window is None:
+        raise RulesError(f"{slo}: no slo:error_budget_remaining:ratio rule reading the budget's window")
+    period_hours = int(window["count"]) * (24 if window["unit"] == "d" else 1)
+    return Objective(slo, target, tuple(sorted(alerts, key=lambda a: -a.threshold)), period_hours)
 
 
 @functools.cache
@@ -134,7 +139,7 @@ def assess(requests: int, failed: int, slo: Objective | None = None) -> Assessme
         failed=failed,
         availability=1 - share,
         burn_rate=burn,
-        budget_per_hour_share=burn / PERIOD_HOURS,
+        budget_per_hour_share=burn / slo.period_hours,
         alerts_crossed=[a.name for a in slo.alerts if burn > a.threshold],
         objective=slo.target,
     )

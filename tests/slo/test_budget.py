@@ -100,8 +100,19 @@ def set_objective(document, expr):
         ),
         (lambda d: next(r for r in rules_of(d) if "alert" in r)["labels"].update(severity="critical"), "not page or ticket"),
         (lambda d: [g["rules"].remove(r) for g in d["groups"] for r in list(g["rules"]) if "alert" in r], "no burn-rate alert"),
+        (
+            lambda d: [g["rules"].remove(r) for g in d["groups"] for r in list(g["rules"])
+                       if r.get("record") == "slo:error_budget_remaining:ratio"],
+            "budget's window",
+        ),
     ],
 )
 def test_a_rules_file_it_cannot_read_is_refused_with_what_is_wrong(change, message):
     with pytest.raises(budget.RulesError, match=message):
         budget.parse_objective(broken(change))
+
+
+def test_the_budget_period_is_the_window_the_rules_read():
+    assert budget.objective().period_hours == 30 * 24
+    # 14 failures in 1000 burn at 14x: an hour of it spends 14/720 of a 30-day budget.
+    assert budget.assess(1000, 14).budget_per_hour_share == pytest.approx(14 / 720)
