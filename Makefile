@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# make up and the commands beside it need the services and the mesh only (about 150 MB);
+# make up and the commands beside it need the services and the mesh only (about 170 MB);
 # make test, the benchmarks and the reliability suite add the test tools (about 850 MB in all).
 RUN_INSTALLED := $(VENV)/.installed-run
 INSTALLED := $(VENV)/.installed
