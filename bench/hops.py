@@ -281,18 +281,19 @@ class HopRun:
         return {"path": self.path, **self.load.as_dict(), "proxy_cpu_us_per_request": None if cpu is None else round(cpu, 1)}
 
 
-def measure_rate(hops: Hops, rate: float, seconds: float, rounds: int, connections: int, say=print) -> dict[str, list[HopRun]]:
-    """Every path at ``rate`` for ``seconds``, ``rounds`` times, the order rotating each round."""
-    paths = hops.paths()
+def measure_rate(hops: Hops, rate: float, seconds: float, rounds: int, connections: int, say=print,
+                 paths: tuple[str, ...] | None = None, cpu_seconds=procstat.cpu_seconds) -> dict[str, list[HopRun]]:
+    """Every path (or those of ``paths``) at ``rate`` for ``seconds``, ``rounds`` times, the order rotating each round."""
+    paths = hops.paths() if paths is None else paths
     runs: dict[str, list[HopRun]] = {p: [] for p in paths}
     for index in range(rounds):
         k = index % len(paths)
         for path in paths[k:] + paths[:k]:
             process = hops.processes.get(path)
             pids = procstat.tree(process.pid) if process is not None else None
-            before = procstat.cpu_seconds(pids) if pids else None
+            before = cpu_seconds(pids) if pids else None
             load = run_wrk(hops.url(path), seconds, connections, rate=rate, headers={"Host": HOST})
-            cpu = procstat.cpu_seconds(pids) - before if pids else None
+            cpu = cpu_seconds(pids) - before if pids else None
             run = HopRun(path, load, cpu)
             runs[path].append(run)
             cpu_text = "" if cpu is None else f", proxy {run.proxy_cpu_us_per_request():.0f} µs/request"

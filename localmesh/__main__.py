@@ -35,6 +35,8 @@ from servicekit.settings import SettingsError, env_int
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = Path(os.environ.get("LOCALMESH_RUN_DIR", ROOT / ".run"))
+# Five replicas replaced one at a time, each waited for: minutes on a slow machine, never ten.
+RESTART_DEADLINE_SECONDS = 600
 SEED_CURL = (
     "curl -s -X POST {url}/calcular -H 'Content-Type: application/json' "
     "-d '{{\"operacion\": \"dividir\", \"numero1\": 7, \"numero2\": 2}}'"
@@ -129,8 +131,10 @@ def slo_status_lines(prometheus_url: str) -> list[str]:
 
 def slo_lines(budgets: list[dict], burns: list[dict], alerts: list[dict]) -> list[str]:
     """Pure: lines for make status from Prometheus' answers (``{"metric": {...}, "value": [t, "v"]}``)."""
+    from slo.budget import objective
+
     if not budgets:
-        return ["SLOs: no data yet (no request through the ingress in the last 30 days of this Prometheus)"]
+        return ["SLOs: no data yet (no request through the ingress within the SLO's window in this Prometheus)"]
     burn_of = {b["metric"].get("slo"): float(b["value"][1]) for b in burns}
     lines = []
     for budget in sorted(budgets, key=lambda b: b["metric"].get("slo", "")):
@@ -138,7 +142,7 @@ def slo_lines(budgets: list[dict], burns: list[dict], alerts: list[dict]) -> lis
         left = float(budget["value"][1])
         burn = burn_of.get(slo)
         burning = f", burning {burn:.1f}x over the last 5m" if burn is not None else ""
-        lines.append(f"SLO {slo}: {max(left, 0.0):.1%} of the 30-day error budget left{burning}")
+        lines.append(f"SLO {slo}: {max(left, 0.0):.1%} of the {objective().period_label} error budget left{burning}")
     firing = sorted(
         f"{a['metric'].get('severity', '?')}: {a['metric'].get('alertname', '?')} "
         f"({a['metric'].get('slo', '?')}, {a['metric'].get('long_window', '?')}/{a['metric'].get('short_window', '?')})"
@@ -333,7 +337,7 @@ def restart(_args) -> int:
         return _not_running(error)
     os.kill(state["runner_pid"], signal.SIGUSR1)
     done = state["rollouts"] + 1
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
     while True:
         try:
             current = running_state(RUN_DIR)
@@ -343,7 +347,8 @@ def restart(_args) -> int:
         if current["rollouts"] >= done:
             break
         if time.monotonic() > deadline:
-            print("The rolling restart did not finish in 600 s: see the logs in .run/logs.", file=sys.stderr)
+            print(f"The rolling restart did not finish in {RESTART_DEADLINE_SECONDS} s: see the logs in {RUN_DIR}/logs.",
+                  file=sys.stderr)
             return 1
         time.sleep(0.5)
     print("Rolling restart done: every replica, one at a time, without a pause in service.")

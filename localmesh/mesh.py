@@ -15,13 +15,15 @@ the old one leaves them, and only then is the old one sent SIGTERM.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from localmesh.envoy import EnvoyProcess
 from localmesh.loader import Layout, load_mesh
@@ -401,6 +403,9 @@ class Mesh:
             "prometheus": {"pid": self.prometheus.pid, "start": process_start(self.prometheus.pid)}
             if self.prometheus
             else None,
+            "alertmanager": {"pid": self.alertmanager.pid, "start": process_start(self.alertmanager.pid)}
+            if self.alertmanager
+            else None,
             "envoys": {
                 name: {"pid": e.pid, "start": process_start(e.pid), "admin_port": e.admin_port, "log": str(e.log_path)}
                 for name, e in self.envoys.items()
@@ -412,15 +417,31 @@ class Mesh:
     def write_state(self, scenario: str | None = None, policy: tuple[str, ...] | None = None) -> None:
         """Record what runs; the scenario and policy are the ones given, else the ones on file
         (another process may have switched them), else the ones the mesh started with."""
-        path = self.options.run_dir / STATE_FILE
-        previous = read_state(self.options.run_dir)
-        if scenario is not None:
-            self.scenario, self.policy = scenario, tuple(policy or ())
-        elif previous:
-            self.scenario, self.policy = previous["scenario"], tuple(previous.get("policy", ()))
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.state(), indent=1))
-        temporary.replace(path)
+        with state_lock(self.options.run_dir):
+            previous = read_state(self.options.run_dir)
+            if scenario is not None:
+                self.scenario, self.policy = scenario, tuple(policy or ())
+            elif previous:
+                self.scenario, self.policy = previous["scenario"], tuple(previous.get("policy", ()))
+            _write_state(self.options.run_dir, self.state())
+
+
+@contextmanager
+def state_lock(run_dir: Path) -> Iterator[None]:
+    """One writer of the state file at a time: the runner (a restart, a rollout) or another
+    process switching the scenario; each reads, changes and writes it whole under the lock."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / "state.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write_state(run_dir: Path, state: Mapping) -> None:
+    """Whole or not at all: a reader never sees a half-written file."""
+    path = Path(run_dir) / STATE_FILE
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(state, indent=1))
+    temporary.replace(path)
 
 
 def _check_same_workloads(old: Translation, new: Translation) -> None:
@@ -431,16 +452,16 @@ def _check_same_workloads(old: Translation, new: Translation) -> None:
 
 def switch_running(run_dir: Path, policy: Sequence[str], scenario: str) -> dict:
     """Switch the policy of a mesh started by another process (``make up``), through its files."""
-    state_path = run_dir / STATE_FILE
-    state = dict(running_state(run_dir))
-    plan = PortPlan(**{**state["plan"], "sidecars": {k: tuple(v) for k, v in state["plan"]["sidecars"].items()}})
-    layout = Layout(Path(state["root"]))
-    translation, _ = translate(load_mesh(layout, policy), plan, run_dir / "logs", plan.ingress)
-    for name, bootstrap in translation.bootstraps.items():
-        info = state["envoys"][name]
-        EnvoyProcess.attach(name, run_dir / "envoy", info["admin_port"]).reconfigure(bootstrap)
-    state["scenario"], state["policy"] = scenario, list(policy)
-    state_path.write_text(json.dumps(state, indent=1))
+    with state_lock(run_dir):
+        state = dict(running_state(run_dir))
+        plan = PortPlan(**{**state["plan"], "sidecars": {k: tuple(v) for k, v in state["plan"]["sidecars"].items()}})
+        layout = Layout(Path(state["root"]))
+        translation, _ = translate(load_mesh(layout, policy), plan, run_dir / "logs", plan.ingress)
+        for name, bootstrap in translation.bootstraps.items():
+            info = state["envoys"][name]
+            EnvoyProcess.attach(name, run_dir / "envoy", info["admin_port"]).reconfigure(bootstrap)
+        state["scenario"], state["policy"] = scenario, list(policy)
+        _write_state(run_dir, state)
     return state
 
 

@@ -184,6 +184,7 @@ class AlertmanagerProcess(ManagedProcess):
 def query_vector(prometheus_url: str, expression: str, timeout: float = 3.0) -> list[dict]:
     """An instant query's result (``[{"metric": {...}, "value": [time, "value"]}]``); OSError when
     Prometheus does not answer or refuses the query."""
+    import http.client
     import json
     import urllib.parse
     import urllib.request
@@ -192,8 +193,11 @@ def query_vector(prometheus_url: str, expression: str, timeout: float = 3.0) -> 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = json.loads(response.read())
-    except ValueError as error:
-        raise OSError(f"not JSON from {url}: {error}") from None
-    if body.get("status") != "success":
-        raise OSError(f"{expression}: {body.get('error', body)}")
-    return body["data"]["result"]
+    except (ValueError, http.client.HTTPException) as error:  # not JSON, or cut short
+        raise OSError(f"no usable answer from {url}: {error}") from None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        raise OSError(f"{expression}: {body.get('error', body) if isinstance(body, dict) else body}")
+    result = (body.get("data") or {}).get("result")
+    if not isinstance(result, list):
+        raise OSError(f"{expression}: no result in {body}")
+    return result

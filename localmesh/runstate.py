@@ -55,9 +55,10 @@ def recorded_processes(state: Mapping) -> dict[str, tuple[int, str | None]]:
         for name, info in (state.get(group) or {}).items():
             if info.get("pid"):
                 found[name] = (info["pid"], info.get("start"))
-    prometheus = state.get("prometheus") or {}
-    if prometheus.get("pid"):
-        found["prometheus"] = (prometheus["pid"], prometheus.get("start"))
+    for name in ("prometheus", "alertmanager"):
+        process = state.get(name) or {}
+        if process.get("pid"):
+            found[name] = (process["pid"], process.get("start"))
     return found
 
 

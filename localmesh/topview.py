@@ -82,7 +82,7 @@ class SloState:
     """One SLO as the local Prometheus records it (slo/rules.yaml)."""
 
     slo: str
-    budget_left: float | None  # share of the 30-day budget left; None: no request yet
+    budget_left: float | None  # share of the window's budget left; None: no request yet
     burn: Mapping[str, float]  # window ("5m") -> burn rate
     firing: tuple[str, ...] = ()  # "page 1h/5m"
     pending: tuple[str, ...] = ()
@@ -114,8 +114,8 @@ class Snapshot:
     seconds: float  # the window of the rates; 0: one reading only
     rows: tuple[Row, ...]
     slos: tuple[SloState, ...] | None  # None: no Prometheus to ask
+    budget: float  # the share of requests the availability SLO lets fail (slo/rules.yaml)
     notes: tuple[str, ...] = ()
-    budget: float = 0.001  # the share of requests the availability SLO lets fail
 
 
 # -- from what a source serves to counters ---------------------------------------------------------
@@ -361,7 +361,7 @@ def rows_table(snapshot: Snapshot) -> Table:
         title_justify="left",
         caption=(
             "burn: the 5xx share over the same seconds, divided by the "
-            f"{snapshot.budget:.1%} the availability SLO allows (1x spends the 30-day budget in 30 days)"
+            f"{snapshot.budget:.1%} the availability SLO allows (at 1x the budget lasts exactly the SLO's window)"
         ),
         caption_justify="left",
         expand=False,

@@ -1,6 +1,7 @@
 """The kind backend: the same scenarios against the cluster of ``scripts/kind.sh up``.
 
-Untested here (no Docker engine on the project's machines): kept small, and
+Not run against a cluster here (no Docker engine on the project's machines; its pure parts and
+the commands ``apply_kind`` gives are tested): kept small, and
 every step is a ``scripts/kind.sh`` or ``kubectl`` command a reader can run by
 hand (``apply_kind`` prints each). What differs from the local mesh, and the table says so:
 
@@ -127,6 +128,7 @@ def _measure(scenario: Scenario) -> Measurement:
     spec = scenario.load
     started = datetime.now(timezone.utc)
     killed: dict = {}
+    notes = ["kind: the replicas' and sidecars' own counters are not read (n/a checks)"]
     killer = None
     if scenario.kill:
         killer = threading.Thread(target=_kill, args=(scenario, killed), daemon=True)
@@ -136,6 +138,8 @@ def _measure(scenario: Scenario) -> Measurement:
     progress.finish(result.seconds, len(result.samples))
     if killer is not None:
         killer.join(180)
+        if killed.get("error"):
+            notes.append(f"kill: {killed.pop('error')}")
     calls = summarize_calls(_entries("app=gateway", NAMESPACE, "istio-proxy", started))
     ingress = _entries("app=istio-ingressgateway", "istio-system", "istio-proxy", started)
     calls["attempts"] = None  # not in Istio's default format
@@ -144,13 +148,21 @@ def _measure(scenario: Scenario) -> Measurement:
         **load_figures(result),
         ingress_flags=dict(Counter(f for e in ingress for f in flags_of(e))),
         killed=killed or None,
-        notes=["kind: the replicas' and sidecars' own counters are not read (n/a checks)"],
+        notes=notes,
         **calls,
     )
 
 
 def _kill(scenario: Scenario, info: dict) -> None:
-    """Delete one pod of the scenario's Deployment once about ``kill_at`` of the load has run."""
+    """Delete the scenario's pod once about ``kill_at`` of the load has run; what went wrong, in
+    ``info["error"]`` (the measurement's notes say it)."""
+    try:
+        _delete_and_time(scenario, info)
+    except BaseException as error:  # noqa: BLE001 - reported, not raised in a thread nobody joins
+        info["error"] = f"{type(error).__name__}: {error}"
+
+
+def _delete_and_time(scenario: Scenario, info: dict) -> None:
     spec = scenario.load
     expected = spec.requests / (spec.rate * spec.concurrency) if spec.rate else 5.0
     deployment = scenario.kill.rsplit("-", 1)[0]
@@ -159,7 +171,7 @@ def _kill(scenario: Scenario, info: dict) -> None:
     threading.Event().wait(scenario.kill_at * expected)
     selector = f"app=calculator,version={deployment.rsplit('-', 1)[1]}"
     names = "jsonpath={.items[*].metadata.name}"
-    pod = kubectl("-n", NAMESPACE, "get", "pods", "-l", selector, "-o", names).split()[0]
+    pod = cluster_pod(scenario.kill, kubectl("-n", NAMESPACE, "get", "pods", "-l", selector, "-o", names).split())
     kubectl("-n", NAMESPACE, "delete", "pod", pod, "--force", "--grace-period=0", "--wait=false")
     killed_at = time.monotonic()
     info.update(pod=pod, at=killed_at - started, back_after=None)
@@ -171,8 +183,5 @@ def _kill(scenario: Scenario, info: dict) -> None:
         now = kubectl("-n", NAMESPACE, "get", "deployment", deployment, "-o", "jsonpath={.status.readyReplicas}")
         return gone and now.strip() == wanted
 
-    try:
-        wait_until(ready, 120, interval=1, what=f"{deployment} ready again")
-        info["back_after"] = time.monotonic() - killed_at
-    except TimeoutError:
-        pass
+    wait_until(ready, 120, interval=1, what=f"{deployment} ready again")
+    info["back_after"] = time.monotonic() - killed_at

@@ -10,7 +10,7 @@ from localmesh.observe import wilson_interval
 from scenarios.catalogue import Scenario
 from scenarios.checks import Verdict, percent
 from scenarios.measurement import Measurement
-from slo.budget import Assessment, assess
+from slo.budget import Assessment, assess, objective
 
 
 def _counts(counts: dict | None) -> str:
@@ -44,7 +44,7 @@ def slo_rows(a: Assessment) -> list[tuple[str, str]]:
         ("SLO availability", f"{a.availability:.2%} as clients saw it ({a.failed} of {a.requests} failed: 5xx or no answer); "
                              f"objective {a.objective:.1%}"),
         ("SLO burn rate", f"{a.burn_rate:.1f}x the budget's pace: an hour of it spends {a.budget_per_hour_share:.1%} "
-                          "of a 30-day error budget"),
+                          f"of a {objective().period_label} error budget"),
         ("SLO alerts crossed", crossed),
     ]
 

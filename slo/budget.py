@@ -55,6 +55,12 @@ class Objective:
     period_hours: float  # the budget's window (30 days): the one slo:error_budget_remaining:ratio reads
 
     @property
+    def period_label(self) -> str:
+        """The budget's window as people say it: "30-day"."""
+        days = self.period_hours / 24
+        return f"{days:g}-day" if days == int(days) else f"{self.period_hours:g}-hour"
+
+    @property
     def budget(self) -> float:
         """The share of requests that may fail."""
         return 1 - self.target

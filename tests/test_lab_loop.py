@@ -113,6 +113,7 @@ def test_the_readme_loop(tmp_path):
         **os.environ,
         "INGRESS_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(free_port()),
+        "ALERTMANAGER_PORT": str(free_port()),
         "LOCALMESH_RUN_DIR": str(run_dir),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }

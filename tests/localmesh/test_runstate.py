@@ -19,6 +19,7 @@ import pytest
 
 from localmesh.mesh import STATE_FILE, MeshNotRunning, claim_run_dir, read_state, running_state
 from localmesh.processes import free_port, wait_until
+from localmesh.prometheus import alertmanager_binary, prometheus_binary
 from localmesh.runstate import alive, end_orphans, process_start, recorded_processes
 from tests.support import MESH_TEST_ENV, ROOT
 from tests.tools import needs_envoy
@@ -123,6 +124,7 @@ def localmesh_env(run_dir: Path) -> dict[str, str]:
         "LOCALMESH_RUN_DIR": str(run_dir),
         "INGRESS_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(free_port()),
+        "ALERTMANAGER_PORT": str(free_port()),
         **MESH_TEST_ENV,
     }
 
@@ -164,7 +166,8 @@ def test_a_killed_up_leaves_orphans_that_the_next_command_ends(tmp_path):
     try:
         assert alive(state["runner_pid"], state["runner_start"]) and runner.pid == state["runner_pid"]
         children = recorded_processes(state)
-        assert len(children) >= 8  # 5 replicas, 3 Envoys (and Prometheus where installed)
+        assert len(children) >= 8  # 5 replicas, 3 Envoys (and Prometheus, Alertmanager where installed)
+        assert ("alertmanager" in children) == bool(prometheus_binary() and alertmanager_binary())
 
         # A second `up` from the same run directory is refused while the first runs.
         second = run_localmesh(run_dir, "up")

@@ -23,5 +23,5 @@ def test_budget_left_burn_and_firing_alerts():
 
 def test_no_traffic_yet_says_so():
     assert slo_lines([], [], []) == [
-        "SLOs: no data yet (no request through the ingress in the last 30 days of this Prometheus)"
+        "SLOs: no data yet (no request through the ingress within the SLO's window in this Prometheus)"
     ]

@@ -191,7 +191,7 @@ def test_a_source_back_since_the_last_reading_adds_no_growth_it_cannot_know():
 
 
 def test_a_share_just_under_one_is_never_rounded_to_100_percent():
-    shot = Snapshot("base", 1.0, (Row(V1, (2, 2), 10.0, 0.99996),), None)
+    shot = Snapshot("base", 1.0, (Row(V1, (2, 2), 10.0, 0.99996),), None, BUDGET)
     assert column(cells(text(render(shot)), "calculator", "v1"), "SUCCESS") == "99.996%"
 
 
@@ -200,7 +200,7 @@ def test_a_share_just_under_one_is_never_rounded_to_100_percent():
 
 def test_without_prometheus_the_frame_says_what_it_lacks():
     note = "No Prometheus in this mesh (apt-get install prometheus, then make up again): no p50/p99"
-    shot = Snapshot("no-retries", 1.0, (Row(INGRESS, (1, 1), 20.0, 0.8, burn=200.0),), None, (note,))
+    shot = Snapshot("no-retries", 1.0, (Row(INGRESS, (1, 1), 20.0, 0.8, burn=200.0),), None, BUDGET, (note,))
     frame = text(render(shot))
     assert "scenario no-retries" in frame
     assert note in frame
