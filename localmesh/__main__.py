@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except MeshNotRunning as error:  # one answer, exit 1, whichever command found no mesh
+        return _not_running(error)
     except (TranslationError, SettingsError, RuntimeError) as error:  # FaultCommandError too
         print(f"error: {error}", file=sys.stderr)
         return 2
