@@ -104,7 +104,6 @@ def handmade_app(results_file: Path):
     """The calculator with the telemetry of before issue 13: spans made by hand (bench.handmade_telemetry)."""
     from unittest import mock
 
-    handmade_telemetry._logging_configured = True  # the process's JSON lines stay the current ones
     with mock.patch.multiple(
         "calculator.app", Telemetry=handmade_telemetry.Telemetry, TelemetrySettings=handmade_telemetry.TelemetrySettings
     ):

@@ -99,9 +99,15 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-class PrometheusProcess(ManagedProcess):
+class _PrometheusProjectServer(ManagedProcess):
+    """Prometheus or Alertmanager: a YAML config and a data directory under ``work_dir``, one
+    loopback port, ready when ``/-/ready`` answers 200."""
+
+    name = ""  # the binary's short name, its config file's and log's
+    package = ""  # the Debian package that has it
+
     def __init__(self, work_dir: Path, port: int):
-        super().__init__("prometheus", Path(work_dir) / "prometheus.log")
+        super().__init__(self.name, Path(work_dir) / f"{self.name}.log")
         self.work_dir = Path(work_dir)
         self.port = port
 
@@ -109,28 +115,44 @@ class PrometheusProcess(ManagedProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, config: dict) -> None:
-        binary = prometheus_binary()
+    def binary(self) -> str | None:
+        raise NotImplementedError
+
+    def arguments(self, config_path: Path) -> list[str]:
+        raise NotImplementedError
+
+    def _start(self, config: dict) -> None:
+        binary = self.binary()
         if binary is None:
-            raise RuntimeError("prometheus not found: apt-get install prometheus")
+            raise RuntimeError(f"{self.name} not found: apt-get install {self.package}")
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.work_dir / "prometheus.yml"
+        config_path = self.work_dir / f"{self.name}.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self._launch(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={self.work_dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                # Exemplars carry the trace ids of the latency histograms.
-                "--enable-feature=exemplar-storage",
-            ]
-        )
+        self._launch([binary, *self.arguments(config_path)])
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         self._wait_for(
-            lambda: http_status("127.0.0.1", self.port, "/-/ready") == 200, timeout, "prometheus ready"
+            lambda: http_status("127.0.0.1", self.port, "/-/ready") == 200, timeout, f"{self.name} ready"
         )
+
+
+class PrometheusProcess(_PrometheusProjectServer):
+    name, package = "prometheus", "prometheus"
+
+    def binary(self) -> str | None:
+        return prometheus_binary()
+
+    def arguments(self, config_path: Path) -> list[str]:
+        return [
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={self.work_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            # Exemplars carry the trace ids of the latency histograms.
+            "--enable-feature=exemplar-storage",
+        ]
+
+    def start(self, config: dict) -> None:
+        self._start(config)
 
 
 def alertmanager_binary() -> str | None:
@@ -147,38 +169,23 @@ def alertmanager_config() -> dict:
     }
 
 
-class AlertmanagerProcess(ManagedProcess):
-    def __init__(self, work_dir: Path, port: int):
-        super().__init__("alertmanager", Path(work_dir) / "alertmanager.log")
-        self.work_dir = Path(work_dir)
-        self.port = port
+class AlertmanagerProcess(_PrometheusProjectServer):
+    name, package = "alertmanager", "prometheus-alertmanager"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def binary(self) -> str | None:
+        return alertmanager_binary()
+
+    def arguments(self, config_path: Path) -> list[str]:
+        return [
+            f"--config.file={config_path}",
+            f"--storage.path={self.work_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            # No HA gossip: by default it listens on every interface, port 9094.
+            "--cluster.listen-address=",
+        ]
 
     def start(self, config: dict | None = None) -> None:
-        binary = alertmanager_binary()
-        if binary is None:
-            raise RuntimeError("alertmanager not found: apt-get install prometheus-alertmanager")
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.work_dir / "alertmanager.yml"
-        config_path.write_text(yaml.safe_dump(config or alertmanager_config(), sort_keys=False))
-        self._launch(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.path={self.work_dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                # No HA gossip: by default it listens on every interface, port 9094.
-                "--cluster.listen-address=",
-            ]
-        )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        self._wait_for(
-            lambda: http_status("127.0.0.1", self.port, "/-/ready") == 200, timeout, "alertmanager ready"
-        )
+        self._start(config or alertmanager_config())
 
 
 def query_vector(prometheus_url: str, expression: str, timeout: float = 3.0) -> list[dict]:

@@ -29,12 +29,19 @@ def target(document, panel_title, index=0):
     return panel["targets"][index]
 
 
-def test_a_misspelled_metric_is_reported(repo_copy):
+def rewrite_query(repo_copy, panel_title, old, new, index=0):
+    """The copy's dashboard with one panel's query changed: ``old`` replaced by ``new``."""
+
     def change(document):
-        t = target(document, "Requests per second")
-        t["expr"] = t["expr"].replace("http_server_requests_total", "http_server_request_total")
+        t = target(document, panel_title, index)
+        assert old in t["expr"], (panel_title, old)
+        t["expr"] = t["expr"].replace(old, new)
 
     repo_copy.edit_json(DASHBOARD, change)
+
+
+def test_a_misspelled_metric_is_reported(repo_copy):
+    rewrite_query(repo_copy, "Requests per second", "http_server_requests_total", "http_server_request_total")
     (finding,) = dashboard_findings(repo_copy)
     assert (finding.check, finding.file) == ("dashboard", DASHBOARD)
     assert finding.resource.startswith("panel 2 ")
@@ -43,23 +50,13 @@ def test_a_misspelled_metric_is_reported(repo_copy):
 
 
 def test_an_unknown_envoy_stat_is_reported(repo_copy):
-    def change(document):
-        t = target(document, "Retries")
-        t["expr"] = t["expr"].replace(
-            "envoy_cluster_upstream_rq_retry{", "envoy_cluster_upstream_rq_retries{"
-        )
-
-    repo_copy.edit_json(DASHBOARD, change)
+    rewrite_query(repo_copy, "Retries", "envoy_cluster_upstream_rq_retry{", "envoy_cluster_upstream_rq_retries{")
     (finding,) = dashboard_findings(repo_copy)
     assert "envoy_cluster_upstream_rq_retries is not an Envoy cluster stat" in finding.message
 
 
 def test_a_misspelled_slo_series_is_reported(repo_copy):
-    def change(document):
-        t = target(document, "Burn rate by window")
-        t["expr"] = t["expr"].replace("slo:burn_rate:ratio_rate5m", "slo:burn_rate:ratio_rate_5m")
-
-    repo_copy.edit_json(DASHBOARD, change)
+    rewrite_query(repo_copy, "Burn rate by window", "slo:burn_rate:ratio_rate5m", "slo:burn_rate:ratio_rate_5m")
     (finding,) = dashboard_findings(repo_copy)
     assert finding.resource.endswith("'Burn rate by window'")
     assert finding.field.endswith(".targets[0].expr")
@@ -67,11 +64,7 @@ def test_a_misspelled_slo_series_is_reported(repo_copy):
 
 
 def test_a_recorded_series_is_checked_without_a_selector_too(repo_copy):
-    def change(document):
-        t = target(document, "SLO alerts")
-        t["expr"] = t["expr"].replace("0 * slo:objective:ratio", "0 * slo:objectives:ratio")
-
-    repo_copy.edit_json(DASHBOARD, change)
+    rewrite_query(repo_copy, "SLO alerts", "0 * slo:objective:ratio", "0 * slo:objectives:ratio")
     (finding,) = dashboard_findings(repo_copy)
     assert "slo:objectives:ratio is not recorded" in finding.message
 
@@ -95,11 +88,7 @@ def test_recorded_metrics_reads_records_only_and_survives_a_malformed_file():
 
 
 def test_the_alerts_series_is_known_and_a_misspelling_is_not(repo_copy):
-    def change(document):
-        t = target(document, "SLO alerts", 2)
-        t["expr"] = t["expr"].replace("ALERTS{", "ALERT{")
-
-    repo_copy.edit_json(DASHBOARD, change)
+    rewrite_query(repo_copy, "SLO alerts", "ALERTS{", "ALERT{", index=2)
     (finding,) = dashboard_findings(repo_copy)
     assert finding.field.endswith(".targets[2].expr")
     assert "ALERT is not a metric" in finding.message
@@ -215,11 +204,7 @@ def test_every_query_parses_with_promtool(repository):
 
 @needs_promtool
 def test_promtool_reports_the_query_that_does_not_parse(repo_copy):
-    def change(document):
-        t = target(document, "Upstream outcomes")
-        t["expr"] = t["expr"].replace("sum by (status, failure)", "sum by (status, failure")
-
-    repo_copy.edit_json(DASHBOARD, change)
+    rewrite_query(repo_copy, "Upstream outcomes", "sum by (status, failure)", "sum by (status, failure")
     (dashboard,) = repo_copy.load().dashboards
     (finding,) = run_promtool(dashboard)
     assert (finding.check, finding.file) == ("promql", DASHBOARD)
